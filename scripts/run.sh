@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Set up and start the xmailadmin panel: the one command for a fresh machine.
+#
+#   scripts/run.sh            (installs what is missing, builds .venv, then starts)
+#
+# Migrates the database, compiles translations if needed, collects static
+# files, makes sure a first administrator exists, then starts and supervises
+# three processes: the web server (gunicorn on 127.0.0.1:$PORT), a Celery
+# worker and Celery beat. Ctrl-C (or TERM) stops all three; if one of them
+# dies, the others are stopped too. Without REDIS_URL the broker is embedded
+# (folders under var/celery), so no other server is needed.
+#
+# Environment: PORT (8000), XMAILADMIN_BIND (127.0.0.1), REDIS_URL, DATABASE_URL,
+# WEB_WORKERS (2), WEB_THREADS (8), XMAILADMIN_WORKER_CONCURRENCY (16);
+# docs/panel.md lists the rest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${VENV:-.venv}/bin
+PORT=${PORT:-8000}
+BIND=${XMAILADMIN_BIND:-127.0.0.1}
+export DJANGO_SETTINGS_MODULE=xmailadmin.settings
+umask 077 # secrets, database and logs in var/ are for this user only
+
+# Debian packages the panel needs (when missing) and the virtualenv.
+scripts/setup.sh run
+
+manage() { "$BIN/python" manage.py "$@"; }
+
+echo "== xmailadmin: preparing"
+manage migrate --noinput -v0
+for po in xmailadmin/locale/*/LC_MESSAGES/django.po; do
+    mo=${po%.po}.mo
+    if [ ! -f "$mo" ] || [ "$po" -nt "$mo" ]; then
+        if command -v msgfmt >/dev/null; then
+            manage compilemessages -v0 --ignore ".venv" --ignore "var"
+        else
+            echo "warning: $mo is older than $po and msgfmt is missing (apt-get install gettext)" >&2
+        fi
+        break
+    fi
+done
+manage collectstatic --noinput -v0
+manage check
+login=$(manage createadmin)
+
+if [ -n "${REDIS_URL:-}" ]; then
+    broker="Redis at ${REDIS_URL%%\?*}"
+else
+    broker="embedded (folders in var/celery; set REDIS_URL to use Redis)"
+fi
+
+pids=()
+stopping=0
+stop_all() {
+    [ "$stopping" = 1 ] && return
+    stopping=1
+    echo "== xmailadmin: stopping web, worker and beat"
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+}
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
+
+"$BIN/gunicorn" xmailadmin.wsgi \
+    --bind "$BIND:$PORT" \
+    --workers "${WEB_WORKERS:-2}" --threads "${WEB_THREADS:-8}" --worker-class gthread \
+    --timeout 60 --graceful-timeout 10 --access-logfile - &
+pids+=($!)
+"$BIN/celery" -A xmailadmin worker --loglevel INFO --without-mingle --without-gossip &
+pids+=($!)
+"$BIN/celery" -A xmailadmin beat --loglevel INFO &
+pids+=($!)
+
+cat <<TXT
+== xmailadmin is starting
+   URL:     http://$BIND:$PORT/
+   Broker:  $broker
+$(printf '%s\n' "$login" | sed 's/^/   /')
+   Stop with Ctrl-C.
+TXT
+
+set +e
+wait -n "${pids[@]}"
+status=$?
+set -e
+echo "== xmailadmin: a process ended (exit $status)" >&2
+stop_all
+exit "$status"

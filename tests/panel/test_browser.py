@@ -1,0 +1,163 @@
+"""The pages in headless Chromium (Debian's package, driven by Playwright).
+
+A person's path: log in, add an account pointing at the test SMTP server, run a
+probe, press "test all", watch pass and fail rows appear without a reload, open a
+transcript, reorder by dragging. Screenshots go to tests/artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from transports.catalogue import KEYS
+from xmailadmin import services
+from xmailadmin.models import Account, TestSend, TransportSetting
+
+pytestmark = [pytest.mark.browser, pytest.mark.celery, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+COMMANDS = ["python3", "curl", "mailx-heirloom"]
+
+
+@pytest.fixture
+def page(monkeypatch) -> Iterator:
+    if not shutil.which(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of
+    # the test itself are still plain synchronous calls.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        context.set_default_timeout(20_000)
+        page = context.new_page()
+        yield page
+        browser.close()
+
+
+def log_in(page, base: str) -> None:
+    page.goto(f"{base}/login/")
+    page.fill("#id_username", "chef")
+    page.fill("#id_password", "pw-chef")
+    page.click("button[type=submit].primary")
+    page.wait_for_url(f"{base}/")
+
+
+def use_only(keys: list[str]) -> None:
+    rest = [k for k in KEYS if k not in keys]
+    services.save_order(services.OrderProposal(keys + rest, frozenset(keys)))
+
+
+def test_an_administrator_sets_up_and_tests_mail_in_the_browser(
+    page, live_server, live_worker, smtp_server, panel_admin
+):
+    base = live_server.url
+    log_in(page, base)
+    assert page.locator("#no-account").is_visible()
+    assert page.locator("#no-probe").is_visible()
+
+    # Account pointing at the test SMTP server.
+    page.click("text=SMTP-Konto anlegen")
+    page.fill("#id_name", "Testserver")
+    page.fill("#id_host", smtp_server.host)
+    page.fill("#id_port", str(smtp_server.starttls_port))
+    page.fill("#id_username", smtp_server.user)
+    page.fill("#id_password", smtp_server.password)
+    page.fill("#id_sender", "panel@example.org")
+    page.fill("#id_recipient", "admin@example.org")
+    page.fill("#id_ca_file", str(smtp_server.ca_file))
+    page.click("button[type=submit].primary")
+    page.wait_for_url(f"{base}/accounts/")
+    assert page.locator(".notice-success").is_visible()
+    account = Account.objects.get()
+    assert account.decrypt_password() == smtp_server.password
+    use_only(COMMANDS)
+
+    # Probe: the table fills in without a reload.
+    page.goto(f"{base}/")
+    page.evaluate("window.__noReload = true")
+    page.click("#probe-button")
+    page.locator("#row-python3 .verdict").first.wait_for()
+    assert "OpenSSL" in page.locator("#row-python3").inner_text()
+
+    # Test all: rows go running → passed / failed, still without a reload.
+    page.click("#test-all")
+    page.locator('#row-python3[data-state="passed"], #row-python3[data-state="warning"]').wait_for(
+        timeout=60_000
+    )
+    page.locator('#row-curl[data-state="passed"], #row-curl[data-state="warning"]').wait_for(
+        timeout=60_000
+    )
+    failed = page.locator('#row-mailx-heirloom[data-state="failed"]')
+    failed.wait_for(timeout=60_000)
+    assert "nicht unterstützt" in failed.inner_text()
+    assert page.evaluate("window.__noReload") is True
+    assert TestSend.objects.filter(state="passed").count() + TestSend.objects.filter(
+        state="warning"
+    ).count() == 2
+    page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
+
+    # The transcript opens in place.
+    page.locator("#row-python3 details.transcript summary").click()
+    transcript = page.locator("#row-python3 .transcript-body pre.log").last
+    transcript.wait_for()
+    assert "AUTH" in transcript.inner_text() or "auth" in transcript.inner_text().lower()
+    assert smtp_server.password not in page.content()
+    assert page.evaluate("window.__noReload") is True
+    page.screenshot(path=str(SHOTS / "dashboard-transcript.png"), full_page=True)
+
+
+def test_an_administrator_reorders_by_dragging_and_by_buttons(page, live_server, panel_admin):
+    base = live_server.url
+    log_in(page, base)
+    page.goto(f"{base}/order/")
+    first = page.locator(".order-item").first
+    assert first.get_attribute("data-key") == "python"
+
+    # Drag curl (4th) above python (1st).
+    handle = page.locator('.order-item[data-key="curl"] .handle')
+    target = page.locator('.order-item[data-key="python"]')
+    box_from, box_to = handle.bounding_box(), target.bounding_box()
+    page.mouse.move(box_from["x"] + 5, box_from["y"] + 5)
+    page.mouse.down()
+    page.mouse.move(box_to["x"] + 20, box_to["y"] + 2, steps=20)
+    page.mouse.up()
+    page.locator('.order-item[data-key="curl"] >> text=wird benutzt').wait_for()
+    assert [s.key for s in TransportSetting.ordered()][0] == "curl"
+    page.screenshot(path=str(SHOTS / "order.png"), full_page=True)
+
+    # Up/down buttons.
+    page.locator('.order-item[data-key="perl"] [data-direction="up"]').click()
+    page.wait_for_function(
+        "document.querySelectorAll('.order-item')[2].dataset.key === 'perl'"
+    )
+    assert [s.key for s in TransportSetting.ordered()][:3] == ["curl", "python", "perl"]
+
+    # An unsuitable command dragged to the top asks first.
+    handle = page.locator('.order-item[data-key="mutt"] .handle')
+    box_from, box_to = handle.bounding_box(), page.locator(".order-item").first.bounding_box()
+    page.mouse.move(box_from["x"] + 5, box_from["y"] + 5)
+    page.mouse.down()
+    page.mouse.move(box_to["x"] + 20, box_to["y"] + 2, steps=25)
+    page.mouse.up()
+    page.locator("#order-confirm").wait_for()
+    assert [s.key for s in TransportSetting.ordered()][0] == "curl"
+    page.screenshot(path=str(SHOTS / "order-confirm.png"), full_page=True)
+    page.locator("#order-confirm button").click()
+    page.locator("#order-confirm").wait_for(state="detached")
+    assert [s.key for s in TransportSetting.ordered()][0] == "mutt"

@@ -1,0 +1,101 @@
+"""The task path end to end, once: views → Redis → a real Celery worker process → rows.
+
+The worker is ``celery -A xmailadmin worker`` started by the celery_worker_process
+fixture, on Redis, sharing the test database file with this process.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+from celery.signals import before_task_publish
+from django.core.management import call_command
+from django.urls import reverse
+
+from transports.catalogue import KEYS
+from xmailadmin.models import Account, ProbeRun, State, TestSend
+
+pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+TEST_ID_HEADER = "X-Xmailadmin-Test-Id"
+COMMANDS = ["python3", "curl", "mailx-heirloom"]  # two that send, one that is never on Debian 12
+
+
+def poll_until_final(client, url: str, timeout: float = 90) -> None:
+    """What the page does: GET every few hundred ms until the server answers 286."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = client.get(url, **HTMX)
+        assert response.status_code in (200, 286)
+        if response.status_code == 286:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"{url} still polling after {timeout} s")
+
+
+def test_test_all_and_a_probe_run_in_a_real_worker(live_worker, smtp_server, client, panel_admin):
+    client.force_login(panel_admin)
+    password = smtp_server.password
+    published: list[str] = []
+
+    def capture(body=None, headers=None, **kwargs):
+        published.append(repr(body) + repr(headers))
+
+    before_task_publish.connect(capture, weak=False)
+    try:
+        response = client.post(
+            reverse("account-new"),
+            {
+                "name": "Testserver", "host": smtp_server.host,
+                "port": str(smtp_server.starttls_port), "mode": "",
+                "username": smtp_server.user, "password": password,
+                "sender": "panel@example.org", "recipient": "admin@example.org",
+                "ca_file": str(smtp_server.ca_file), "verify": "on", "is_default": "on",
+            },
+        )  # fmt: skip
+        assert response.status_code == 302
+        account = Account.objects.get()
+        rest = [k for k in KEYS if k not in COMMANDS]
+        client.post(reverse("order"), {"order": COMMANDS + rest, "on": COMMANDS})
+
+        started = time.monotonic()
+        response = client.post(reverse("send-all", args=[account.pk]), **HTMX)
+        assert response.status_code == 200, response.content[:500]
+        for key in COMMANDS:
+            poll_until_final(client, reverse("row", args=[account.pk, key]))
+        click_to_final = time.monotonic() - started
+
+        run_response = client.post(reverse("probe-start"), **HTMX)
+        assert run_response.status_code == 200
+        run = ProbeRun.objects.get()
+        poll_until_final(client, reverse("probe-status", args=[run.pk]))
+    finally:
+        before_task_publish.disconnect(capture)
+
+    sends = {s.command: s for s in TestSend.objects.all()}
+    assert sorted(sends) == sorted(COMMANDS)
+    for key in ("python3", "curl"):
+        assert sends[key].state in (State.PASSED, State.WARNING), (key, sends[key].reason)
+        assert sends[key].worker.startswith(live_worker.queue), "ran in the worker process"
+        assert smtp_server.find(TEST_ID_HEADER, str(sends[key].test_id))
+    assert sends["mailx-heirloom"].state == State.FAILED
+    assert sends["mailx-heirloom"].step == "unsupported"
+    slowest = max(s.duration_s or 0 for s in sends.values())
+    print(f"\nclick-to-final {click_to_final:.2f} s, slowest single send {slowest:.2f} s")
+
+    run.refresh_from_db()
+    assert run.state == State.PASSED, run.error
+    assert run.results.count() == len(KEYS)
+
+    # The password went to the SMTP server and nowhere else.
+    assert published and all(password not in p for p in published)
+    assert password not in live_worker.log_text()
+    dump = io.StringIO()
+    call_command("dumpdata", stdout=dump)
+    assert password not in dump.getvalue()
+    detail = reverse("send-detail", args=[sends["curl"].pk])
+    for url in (reverse("dashboard"), reverse("history"), detail):
+        assert password not in client.get(url).content.decode()

@@ -1,0 +1,104 @@
+"""``python -m transports``: what support runs over SSH, without Django."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from mailcommands import RECIPIENT, SENDER
+from smtp_server import TEST_ID_HEADER
+
+from transports.catalogue import KEYS
+
+
+def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "transports", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def send_args(smtp, *extra: str) -> list[str]:
+    return [
+        "send",
+        "python3",
+        "--host",
+        "localhost",
+        "--port",
+        str(smtp.smtps_port),
+        "--mode",
+        "smtps",
+        "--user",
+        smtp.user,
+        "--password-file",
+        "-",
+        "--from",
+        SENDER,
+        "--to",
+        RECIPIENT,
+        "--ca-file",
+        str(smtp.ca_file),
+        *extra,
+    ]
+
+
+def test_probe_prints_every_catalogue_row_as_json():
+    done = cli("probe", "--json")
+
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert [r["key"] for r in rows] == list(KEYS)
+    curl = next(r for r in rows if r["key"] == "curl")
+    assert curl["found"] and curl["tls_library"] == "OpenSSL"
+
+
+def test_probe_prints_a_table_for_people():
+    done = cli("probe")
+
+    assert done.returncode == 0
+    assert "TLS1.2" in done.stdout and "mailx-mailutils" in done.stdout
+
+
+def test_send_exits_0_on_a_pass_and_prints_the_result_as_json(smtp):
+    done = cli(*send_args(smtp, "--json"), stdin=smtp.password + "\n")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert {"ok", "step", "reason", "duration_s", "tls_version", "transcript"} <= set(result)
+    assert result["ok"] is True and result["tls_version"] == "TLSv1.3"
+    assert smtp.wait_for(1).message[TEST_ID_HEADER]
+    assert smtp.password not in done.stdout
+
+
+def test_send_exits_1_on_a_failure_and_names_the_step(smtp):
+    done = cli(*send_args(smtp, "--json"), stdin="wrong\n")
+
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["step"] == "auth"
+
+
+def test_send_refuses_bad_input_with_exit_2_and_a_clear_error(smtp):
+    done = cli(
+        "send",
+        "curl",
+        "--host",
+        "bad host;id",
+        "--port",
+        "25",
+        "--user",
+        "u",
+        "--password-file",
+        "-",
+        "--from",
+        SENDER,
+        "--to",
+        RECIPIENT,
+        stdin="pw\n",
+    )
+
+    assert done.returncode == 2
+    assert "not a valid host name" in done.stderr

@@ -1,0 +1,129 @@
+"""The SMTP password never shows: not in argv or environment of any process, not in
+a transcript, not in a reason; and passwords full of special characters still work."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from mailcommands import RECIPIENT, SENDER, make_target, plain_target
+from smtp_server import TEST_ID_HEADER, SmtpTestServer, header_is
+
+from transports.base import Mode
+from transports.message import build_test_message
+from transports.secrecy import MASK, redact, secret_forms
+
+TRICKY = "pä$s w'o\"r\\d;|&`x`!"  # quotes, space, shell characters, a backslash, non-ASCII
+# Heirloom's rc syntax has no escapes: one kind of quote at most (see the test below).
+TRICKY_HEIRLOOM = TRICKY.replace('"', "")
+
+
+class ProcessWatcher(threading.Thread):
+    """Reads every process's argv and environment until stopped, looking for a secret."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__(daemon=True)
+        self.secret = secret.encode()
+        self.leaks: list[str] = []
+        self.seen: set[str] = set()  # argv[0] of the processes seen, to show the watch worked
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        me = str(os.getpid())
+        while not self.done.is_set():
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit() or pid == me:
+                    continue
+                for part in ("cmdline", "environ"):
+                    try:
+                        data = Path("/proc", pid, part).read_bytes()
+                    except OSError:
+                        continue
+                    if part == "cmdline" and data:
+                        self.seen.add(
+                            os.path.basename(data.split(b"\0")[0].decode(errors="replace"))
+                        )
+                    if self.secret in data:
+                        self.leaks.append(f"{pid}/{part}: {data[:200]!r}")
+
+
+@pytest.fixture
+def tricky_server(pki, tmp_path, command):
+    password = TRICKY_HEIRLOOM if command.key == "mailx-heirloom" else TRICKY
+    with SmtpTestServer(pki, tmp_path, password=password) as server:
+        yield server
+
+
+def send_watched(command, target, message):
+    watcher = ProcessWatcher(target.password)
+    watcher.start()
+    try:
+        return command.transport().send(target, message), watcher
+    finally:
+        watcher.done.set()
+        watcher.join()
+
+
+def test_the_password_is_in_no_argv_or_environment_while_the_command_waits(command, silent_server):
+    # The silent server keeps the command alive for seconds, so the watcher surely sees it.
+    target = plain_target(silent_server.port, timeout=2.0)
+    result, watcher = send_watched(
+        command, target, build_test_message(sender=SENDER, recipient=RECIPIENT, command=command.key)
+    )
+
+    assert watcher.leaks == []
+    expected = Path(command.executable or command.transport().which() or "").name
+    assert any(expected.startswith(seen) or seen.startswith(expected) for seen in watcher.seen), (
+        f"the watcher never saw {expected}: {sorted(watcher.seen)[:30]}"
+    )
+    assert target.password not in result.transcript
+
+
+def test_a_password_full_of_special_characters_works_and_never_shows(
+    command, tricky_server, mail_test_id
+):
+    message = build_test_message(
+        sender=SENDER, recipient=RECIPIENT, command=command.key, test_id=mail_test_id
+    )
+    target = make_target(tricky_server, Mode.STARTTLS)
+    result, watcher = send_watched(command, target, message)
+
+    assert result.ok, result.transcript
+    tricky_server.wait_for(header_is(TEST_ID_HEADER, mail_test_id))
+    assert watcher.leaks == []
+    for form in secret_forms(target.user, target.password):
+        assert form not in result.transcript
+        assert form not in result.reason + result.detail
+
+
+def test_a_wrong_password_is_not_shown_either(command, smtp):
+    wrong = "Wr0ng-but-secret"
+    target = make_target(smtp, Mode.SMTPS, password=wrong)
+    result = command.transport().send(
+        target, build_test_message(sender=SENDER, recipient=RECIPIENT, command=command.key)
+    )
+
+    assert not result.ok
+    for form in secret_forms(target.user, wrong):
+        assert form not in result.transcript + result.reason + result.detail
+
+
+def test_heirloom_says_clearly_why_it_cannot_take_both_quotes(smtp):
+    from transports.registry import get
+
+    result = get("mailx-heirloom", "s-nail").send(
+        make_target(smtp, Mode.STARTTLS, password="a'b\"c"), b"Subject: x\n\nx\n"
+    )
+    assert not result.ok
+    assert result.step.value == "config"
+    assert "both" in result.reason
+
+
+def test_redact_masks_every_spelling_of_the_password():
+    text = "AUTH PLAIN AHRlc3RlcgBzM2NyM3Q=\n334 VXNlcm5hbWU6\n> dGVzdGVy\npw=s3cr3t url=s3cr3t"
+    cleaned = redact(text, "tester", "s3cr3t")
+    assert "s3cr3t" not in cleaned
+    assert "AHRlc3RlcgBzM2NyM3Q=" not in cleaned
+    assert MASK in cleaned

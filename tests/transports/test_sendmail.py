@@ -1,0 +1,84 @@
+"""sendmail of a local relay only queues: its exit 0 is never a pass.
+
+Following the queue to real delivery is the relay issue's work; until then
+the postfix and exim rows must say "queued, delivery not verified".
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+
+import pytest
+from mailcommands import RECIPIENT, SENDER, plain_target
+
+from transports.base import Step
+from transports.registry import get
+
+MESSAGE = b"From: absender@example.org\nTo: empfaenger@example.net\nSubject: q\n\nbody\n"
+
+
+def fake_sendmail(tmp_path, exit_code: int, words: str = ""):
+    """A stand-in for a relay's sendmail: it records its argv and stdin, then exits."""
+    script = tmp_path / "sendmail"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "$@" > "{tmp_path}/argv"\n'
+        f'cat > "{tmp_path}/stdin"\n'
+        f'[ -n "{words}" ] && echo "{words}" >&2\n'
+        f"exit {exit_code}\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(script)
+
+
+@pytest.mark.parametrize("key", ["postfix", "exim"])
+def test_a_queued_message_is_not_a_pass(key, tmp_path):
+    exe = fake_sendmail(tmp_path, 0)
+    result = get(key, exe).send(plain_target(25, timeout=5), MESSAGE)
+
+    assert not result.ok
+    assert result.step is Step.QUEUE
+    assert "delivery not verified" in result.reason
+    assert (tmp_path / "stdin").read_bytes() == MESSAGE
+    argv = (tmp_path / "argv").read_text().split()
+    assert argv == ["-i", "-f", SENDER, "--", RECIPIENT]
+    assert "S3cret" not in (tmp_path / "argv").read_text()  # the relay uses its own login
+
+
+def test_a_refusing_sendmail_fails_at_queue_with_its_words(tmp_path):
+    exe = fake_sendmail(tmp_path, 75, "sendmail: fatal: queue file write error")
+    result = get("postfix", exe).send(plain_target(25, timeout=5), MESSAGE)
+
+    assert not result.ok
+    assert result.step is Step.QUEUE
+    assert "queue file write error" in result.reason
+    assert result.exit_code == 75
+
+
+@pytest.mark.skipif(
+    not shutil.which("postconf"), reason="postfix is not installed (CI installs it)"
+)
+def test_the_real_postfix_sendmail_is_never_a_pass():
+    # Whatever state this machine's postfix is in (unconfigured here), no pass.
+    result = get("postfix").send(plain_target(25, timeout=10), MESSAGE)
+
+    assert not result.ok
+    assert result.step in (Step.QUEUE, Step.TIMEOUT)
+    assert result.reason
+
+
+def test_bsd_mailx_says_it_needs_a_local_relay():
+    result = get("mailx-bsd").send(plain_target(25, timeout=5), MESSAGE)
+
+    assert not result.ok
+    assert result.step is Step.UNSUPPORTED
+    assert "needs a local sendmail relay" in result.reason
+
+
+def test_a_command_that_is_not_installed_is_unsupported_not_a_crash():
+    result = get("curl", "/nonexistent/curl").send(plain_target(25, timeout=5), MESSAGE)
+
+    assert not result.ok
+    assert result.step is Step.UNSUPPORTED
+    assert "not installed" in result.reason

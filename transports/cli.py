@@ -1,0 +1,129 @@
+"""``python -m transports``: the detection table and one test send, for support over SSH.
+
+    python -m transports probe [--json]
+    python -m transports send COMMAND --host H --port P [--mode smtps|starttls]
+        --user U --password-file F --from A --to B [--ca-file F] [--timeout S] [--json]
+
+``send`` exits 0 only when the mail went through; the password is read from
+a file (``-`` = first line of stdin), never from argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from .base import Detection, Mode, SendResult, Target, TargetError
+from .catalogue import BY_KEY, KEYS, STATUS_LABELS
+from .message import build_test_message
+
+EXIT_USAGE = 2
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from .detection import probe_all
+
+    rows = probe_all()
+    if args.json:
+        print(json.dumps([row.to_dict() for row in rows], indent=2, ensure_ascii=False))
+    else:
+        print(probe_table(rows))
+    return 0
+
+
+def probe_table(rows: Sequence[Detection]) -> str:
+    header = ("command", "found", "version", "TLS library", "TLS1.2", "TLS1.3", "status")
+    lines = [header]
+    for row in rows:
+        library = " ".join(filter(None, (row.tls_library, row.tls_library_version))) or "-"
+        lines.append(
+            (
+                row.key,
+                "yes" if row.found else "no",
+                row.version or "-",
+                library,
+                row.tls12,
+                row.tls13,
+                STATUS_LABELS[BY_KEY[row.key].status][1],
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in lines
+    ]
+    notes = [f"  {row.key}: {row.note}" for row in rows if row.note]
+    return "\n".join(text + (["", "notes:", *notes] if notes else []))
+
+
+def read_password(path: str) -> str:
+    if path == "-":
+        return sys.stdin.readline().rstrip("\r\n")
+    with open(path, encoding="utf-8") as fh:
+        return fh.readline().rstrip("\r\n")
+
+
+def _send(args: argparse.Namespace) -> int:
+    from .registry import get
+
+    try:
+        password = read_password(args.password_file)
+        target = Target(
+            host=args.host,
+            port=args.port,
+            mode=Mode(args.mode) if args.mode else None,
+            user=args.user,
+            password=password,
+            sender=args.sender,
+            recipient=args.recipient,
+            ca_file=args.ca_file,
+            timeout=args.timeout,
+        )
+    except (OSError, TargetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    message = build_test_message(
+        sender=target.sender, recipient=target.recipient, command=args.command
+    )
+    result = get(args.command).send(target, message)
+    print(
+        json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if args.json else summary(result)
+    )
+    return 0 if result.ok else 1
+
+
+def summary(result: SendResult) -> str:
+    verdict = "PASSED" if result.ok else f"FAILED at {result.step.value}"
+    lines = [f"{result.command}: {verdict} in {result.duration_s:.2f} s: {result.reason}"]
+    if result.tls_version:
+        lines.append(f"TLS: {result.tls_version}")
+    lines += [f"warning: {w}" for w in result.warnings]
+    return "\n".join(lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m transports", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="action", required=True)
+    probe = sub.add_parser("probe", help="which mail commands exist, with TLS library verdicts")
+    probe.add_argument("--json", action="store_true")
+    probe.set_defaults(func=_probe)
+    send = sub.add_parser("send", help="send one test mail through one command")
+    send.add_argument("command", choices=KEYS)
+    send.add_argument("--host", required=True)
+    send.add_argument("--port", type=int, required=True)
+    send.add_argument("--mode", choices=[m.value for m in Mode])
+    send.add_argument("--user", required=True)
+    send.add_argument("--password-file", required=True, help="file with the password; - = stdin")
+    send.add_argument("--from", dest="sender", required=True)
+    send.add_argument("--to", dest="recipient", required=True)
+    send.add_argument("--ca-file")
+    send.add_argument("--timeout", type=float, default=30.0)
+    send.add_argument("--json", action="store_true")
+    send.set_defaults(func=_send)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,68 @@
+"""Mail commands run once per send, the common case: build argv, run, read the outcome."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from .base import SendResult, Step, Target, Transport
+from .classify import failure
+from .run import RunOutput, run
+from .secrecy import PrivateDir, private_dir
+
+
+@dataclass
+class Invocation:
+    """How to start a mail command: argv (no secrets), stdin, extra environment."""
+
+    argv: list[str]
+    stdin: bytes | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+_TLS_NAME = re.compile(r"(TLS|SSL)v?(\d(?:\.\d)?)")
+
+
+def tls_name(raw: str | None) -> str | None:
+    """Tools spell it TLS1.3, TLSv1.3 or TLSv1_3; the product says TLSv1.3."""
+    match = _TLS_NAME.search(raw.replace("_", ".")) if raw else None
+    return f"{match.group(1)}v{match.group(2)}" if match else None
+
+
+class CommandTransport(Transport):
+    """A mail command run once per send: build the invocation, run it, read the outcome."""
+
+    # Exit codes that name the failing step without doubt; the rest go by the tool's words.
+    exit_steps: ClassVar[dict[int, Step]] = {}
+    # Where the tool's verbose output names the negotiated TLS version (group 1).
+    tls_pattern: ClassVar[re.Pattern[str] | None] = None
+
+    def invocation(self, exe: str, target: Target, message: bytes, tmp: PrivateDir) -> Invocation:
+        raise NotImplementedError
+
+    def _send(self, exe: str, target: Target, message: bytes) -> SendResult:
+        with private_dir() as tmp:
+            how = self.invocation(exe, target, message, tmp)
+            # HOME is the private folder, so no ~/.netrc, ~/.muttrc or ~/.msmtprc interferes.
+            env = {"HOME": str(tmp.path), **how.env}
+            out = run(how.argv, stdin=how.stdin, timeout=target.timeout, env=env)
+            extra = self.extra_transcript(tmp)
+        result = self.outcome(out, target)
+        result.transcript = "\n".join(t for t in (out.text, extra) if t)
+        if result.tls_version is None and self.tls_pattern is not None:
+            match = self.tls_pattern.search(out.text)
+            result.tls_version = tls_name(match.group(1)) if match else None
+        return result
+
+    def extra_transcript(self, tmp: PrivateDir) -> str:
+        """What the tool wrote to files instead of stdout, read before they are removed."""
+        return ""
+
+    def outcome(self, out: RunOutput, target: Target) -> SendResult:
+        if out.returncode == 0:
+            return SendResult(ok=True, step=Step.DONE, reason="sent", exit_code=0)
+        return failure(out, target, self.step_for(out))
+
+    def step_for(self, out: RunOutput) -> Step | None:
+        return self.exit_steps.get(out.returncode) if out.returncode is not None else None

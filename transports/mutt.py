@@ -1,0 +1,55 @@
+"""``mutt`` in batch mode (``-H -``) with its own SMTP; a mail client, so it rewrites."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import Target
+from .command import CommandTransport, Invocation
+from .secrecy import PrivateDir
+
+
+def muttrc_quote(value: str) -> str:
+    """Single quotes are literal in a muttrc; otherwise double quotes with escapes."""
+    if "'" not in value:
+        return f"'{value}'"
+    for char in '\\"`$':
+        value = value.replace(char, "\\" + char)
+    return f'"{value}"'
+
+
+class Mutt(CommandTransport):
+    key = "mutt"
+    binary = "mutt"
+    rewrites = (
+        "mutt rewrites the message: From gets the local user's name, the body is re-encoded "
+        "8bit, Content-Disposition is added (the vendor's 'faulty processing')"
+    )
+
+    def invocation(self, exe: str, target: Target, message: bytes, tmp: PrivateDir) -> Invocation:
+        scheme = "smtps" if target.implicit_tls else "smtp"
+        settings = {
+            "smtp_url": f"{scheme}://{target.user}@{target.url_host}:{target.port}/",
+            "smtp_pass": target.password,
+            "ssl_force_tls": "yes",
+            "ssl_starttls": "yes",
+            "certificate_file": str(tmp.path / "certificates"),  # trust nothing remembered
+            "from": target.sender,
+            "use_envelope_from": "yes",
+            "hostname": target.helo,
+            "record": "",
+            "copy": "no",
+            "charset": "utf-8",
+            "send_charset": "utf-8",
+            "smtp_authenticators": "plain:login",
+        }
+        if target.ca_file:
+            settings["ssl_ca_certificates_file"] = target.ca_file
+        rc = "".join(f"set {name}={muttrc_quote(value)}\n" for name, value in settings.items())
+        argv = [exe, "-n", "-F", tmp.write("muttrc", rc), "-d", "2", "-H", "-"]
+        return Invocation(argv, stdin=message)
+
+    def extra_transcript(self, tmp: PrivateDir) -> str:
+        # mutt prints nothing of the dialogue; its debug file (in HOME) has it.
+        debug = Path(tmp.path, ".muttdebug0")
+        return debug.read_text("utf-8", "replace") if debug.exists() else ""

@@ -1,0 +1,183 @@
+"""``openssl s_client`` as the TLS pipe, with the SMTP dialogue spoken from here.
+
+s_client does TCP, TLS and (with ``-starttls smtp``) the STARTTLS upgrade;
+we write each SMTP command to its stdin and check every reply code, so a
+failure names the exact step. The password goes in base64 through stdin.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import os
+import re
+import selectors
+import signal
+import subprocess
+import tempfile
+import time
+from contextlib import suppress
+
+from .base import SendResult, Step, Target, Transport, timed_out
+from .classify import key_line, reason_for, step_from_text
+from .command import tls_name
+from .run import RunOutput, child_env
+
+_REPLY = re.compile(rb"^(\d{3})([ -])(.*)$")
+
+
+class DialogueError(Exception):
+    def __init__(self, step: Step, detail: str) -> None:
+        super().__init__(detail)
+        self.step, self.detail = step, detail
+
+
+class Dialogue:
+    """Line-wise SMTP over the pipes of a running s_client, with one deadline for all."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], deadline: float) -> None:
+        self.proc, self.deadline = proc, deadline
+        self.transcript: list[str] = []
+        self._buffer = b""
+        self._selector = selectors.DefaultSelector()
+        assert proc.stdout is not None
+        self._selector.register(proc.stdout, selectors.EVENT_READ)
+
+    def _line(self) -> bytes:
+        assert self.proc.stdout is not None
+        while b"\n" not in self._buffer:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            if not self._selector.select(left):
+                raise TimeoutError
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                raise EOFError
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.rstrip(b"\r")
+
+    def reply(self, step: Step, expect: tuple[int, ...]) -> int:
+        """Read one (multi-line) reply; raise for a code not in ``expect``."""
+        while True:
+            line = self._line()
+            self.transcript.append("S: " + line.decode("utf-8", "replace"))
+            match = _REPLY.match(line)
+            if match and match.group(2) == b" ":
+                code = int(match.group(1))
+                if code not in expect:
+                    raise DialogueError(step, line.decode("utf-8", "replace"))
+                return code
+
+    def send(self, line: str, shown: str | None = None) -> None:
+        self.transcript.append("C: " + (shown if shown is not None else line))
+        self.write(line.encode() + b"\r\n")
+
+    def write(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+
+def dot_stuffed(message: bytes) -> bytes:
+    lines = message.replace(b"\r\n", b"\n").split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return b"".join((b"." + ln if ln.startswith(b".") else ln) + b"\r\n" for ln in lines)
+
+
+class OpensslSClient(Transport):
+    key = "openssl"
+    binary = "openssl"
+
+    def argv(self, exe: str, target: Target) -> list[str]:
+        try:
+            ipaddress.ip_address(target.host)
+            check = ["-verify_ip", target.host]
+        except ValueError:
+            check = ["-verify_hostname", target.host, "-servername", target.host]
+        # -ign_eof: without it s_client treats lines starting with Q or R (QUIT, RCPT)
+        # as its own commands. -brief puts the TLS summary on stderr, data stays on stdout.
+        argv = [
+            exe,
+            "s_client",
+            "-connect",
+            f"{target.url_host}:{target.port}",
+            "-brief",
+            "-ign_eof",
+            "-verify_return_error",
+            *check,
+        ]
+        if target.ca_file:
+            argv += ["-CAfile", target.ca_file]
+        if not target.implicit_tls:
+            argv += ["-starttls", "smtp", "-name", target.helo]
+        return argv
+
+    def _send(self, exe: str, target: Target, message: bytes) -> SendResult:
+        with tempfile.TemporaryFile() as stderr:
+            proc = subprocess.Popen(
+                self.argv(exe, target),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=child_env(),
+                start_new_session=True,
+            )
+            talk = Dialogue(proc, time.monotonic() + target.timeout)
+            result: SendResult | None = None
+            failed: Exception | None = None
+            try:
+                result = self._dialogue(talk, target, message)
+            except TimeoutError:
+                result = timed_out(RunOutput([], None, "", "", target.timeout, True), target)
+            except (EOFError, BrokenPipeError, DialogueError) as exc:
+                failed = exc
+            finally:
+                exited_by_itself = proc.poll()
+                with suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                stderr.seek(0)
+                err = stderr.read().decode("utf-8", "replace")
+        if result is None:
+            assert failed is not None
+            result = self._failure(failed, err, target)
+        result.exit_code = 0 if result.ok else exited_by_itself  # None: we stopped it
+        result.transcript = "\n".join([*talk.transcript, err.strip()])
+        version = re.search(r"Protocol version: (\S+)", err)
+        result.tls_version = tls_name(version.group(1)) if version else None
+        return result
+
+    @staticmethod
+    def _failure(exc: Exception, err: str, target: Target) -> SendResult:
+        if isinstance(exc, DialogueError):
+            step, detail = exc.step, exc.detail
+        else:  # s_client ended before the dialogue did: its stderr says why
+            step = step_from_text(err)
+            if step in (Step.UNKNOWN, Step.EHLO):
+                step = Step.CONNECT
+            detail = key_line(err)
+        return SendResult(False, step, reason_for(step, target, detail), detail=detail)
+
+    def _dialogue(self, talk: Dialogue, target: Target, message: bytes) -> SendResult:
+        if target.implicit_tls:  # with -starttls s_client has eaten the greeting already
+            talk.reply(Step.CONNECT, (220,))
+        talk.send(f"EHLO {target.helo}")
+        talk.reply(Step.EHLO, (250,))
+        secret = base64.b64encode(f"\0{target.user}\0{target.password}".encode()).decode()
+        talk.send(f"AUTH PLAIN {secret}", shown="AUTH PLAIN ********")
+        talk.reply(Step.AUTH, (235,))
+        talk.send(f"MAIL FROM:<{target.sender}>")
+        talk.reply(Step.MAIL_FROM, (250,))
+        talk.send(f"RCPT TO:<{target.recipient}>")
+        talk.reply(Step.RCPT_TO, (250, 251))
+        talk.send("DATA")
+        talk.reply(Step.DATA, (354,))
+        talk.write(dot_stuffed(message))
+        talk.transcript.append(f"C: [message of {len(message)} bytes]")
+        talk.send(".")
+        talk.reply(Step.DATA, (250,))
+        talk.send("QUIT")
+        return SendResult(ok=True, step=Step.DONE, reason="sent")

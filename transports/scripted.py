@@ -1,0 +1,63 @@
+"""Mail commands that run one of the send scripts shipped in ``transports/scripts``.
+
+The Python and Perl scripts share one interface: options in argv, the
+password on the first line of stdin, the message in a 0600 file, the SMTP
+dialogue on stderr, and ``XMAILADMIN-RESULT {json}`` as the last stdout line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import ClassVar
+
+from .base import SendResult, Step, Target
+from .classify import failure, key_line, reason_for
+from .command import CommandTransport, Invocation, tls_name
+from .run import RunOutput
+from .secrecy import PrivateDir
+
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
+RESULT_PREFIX = "XMAILADMIN-RESULT "
+
+
+def script_result(out: RunOutput) -> dict:
+    for line in reversed(out.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            try:
+                return json.loads(line[len(RESULT_PREFIX) :])
+            except ValueError:
+                break
+    return {}
+
+
+class ScriptTransport(CommandTransport):
+    script: ClassVar[str]
+
+    def invocation(self, exe: str, target: Target, message: bytes, tmp: PrivateDir) -> Invocation:
+        argv = [
+            exe, str(SCRIPTS / self.script),
+            "--host", target.host, "--port", str(target.port), "--mode", target.mode.value,
+            "--user", target.user, "--password-file", "-",
+            "--from", target.sender, "--to", target.recipient,
+            # The script's own socket timeout fires first and names the step it hung in.
+            "--timeout", f"{max(1.0, target.timeout - 2):g}",
+            "--helo", target.helo, "--message", tmp.write("message.eml", message),
+        ]  # fmt: skip
+        if target.ca_file:
+            argv += ["--ca-file", target.ca_file]
+        return Invocation(argv, stdin=target.password.encode() + b"\n")
+
+    def outcome(self, out: RunOutput, target: Target) -> SendResult:
+        state = script_result(out)
+        step = Step(state["step"]) if state.get("step") in Step._value2member_map_ else None
+        if out.returncode == 0 and step is Step.DONE:
+            result = SendResult(ok=True, step=Step.DONE, reason="sent", exit_code=0)
+        elif step is None or step is Step.DONE:
+            result = failure(out, target)
+        else:
+            detail = state.get("error") or key_line(out.stderr)
+            reason = reason_for(step, target, detail)
+            result = SendResult(False, step, reason, exit_code=out.returncode, detail=detail)
+        result.tls_version = tls_name(state.get("tls_version"))
+        return result

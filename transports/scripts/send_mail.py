@@ -1,0 +1,203 @@
+#!/usr/bin/env python
+# -*- coding: utf-8 -*-
+"""Send one message over SMTP with TLS and AUTH; shipped with xmailadmin.
+
+Runs on Python 2.7 and 3.x alike (older servers still have only ``python``
+2.7), so: no f-strings, no type hints, and our own TLS wrapping, because
+smtplib of 2.7 neither verifies certificates nor takes an SSL context.
+
+The password never comes through argv: it is read from --password-file
+(``-`` = the first line of standard input).
+
+Prints the SMTP dialogue to stderr (long lines cut) and, as the last line
+of stdout, ``XMAILADMIN-RESULT {json}``. Exit codes: 0 sent, 2 usage,
+3 AUTH, 4 TLS, 5 connect, 6 MAIL FROM, 7 RCPT TO, 8 DATA, 9 EHLO, 10 timeout.
+"""
+from __future__ import print_function
+
+import argparse
+import base64
+import json
+import smtplib
+import socket
+import ssl
+import sys
+
+PY2 = sys.version_info[0] == 2
+EXIT = {"done": 0, "auth": 3, "tls": 4, "connect": 5, "mail_from": 6, "rcpt_to": 7,
+        "data": 8, "ehlo": 9, "timeout": 10}
+
+
+class CutLines(object):
+    """A stderr that keeps each line short: smtplib's debug output holds the whole message."""
+
+    def __init__(self, stream, limit=300):
+        self.stream, self.limit = stream, limit
+
+    def write(self, text):
+        for line in text.splitlines(True):
+            if len(line) > self.limit:
+                line = line[:self.limit] + "...[%d characters]\n" % len(line)
+            self.stream.write(line)
+
+    def flush(self):
+        self.stream.flush()
+
+
+class Client(smtplib.SMTP):
+    """smtplib.SMTP that verifies the server certificate on Python 2.7 too."""
+
+    def __init__(self, context, server_name, implicit, timeout, helo):
+        self._context, self._server_name, self._implicit = context, server_name, implicit
+        self.stage = "connect"  # the SMTP step under way, for the error report
+        smtplib.SMTP.__init__(self, local_hostname=helo, timeout=timeout)
+
+    def _wrap(self, sock):
+        sock = self._context.wrap_socket(sock, server_hostname=self._server_name)
+        self.file = smtplib.SSLFakeFile(sock) if PY2 else None
+        return sock
+
+    def _get_socket(self, host, port, timeout):
+        sock = socket.create_connection((host, port), timeout)
+        if not self._implicit:
+            return sock
+        self.stage = "tls"
+        return self._wrap(sock)
+
+    def starttls_verified(self):
+        self.ehlo_or_helo_if_needed()
+        if not self.has_extn("starttls"):
+            raise smtplib.SMTPException("the server does not offer STARTTLS")
+        code, reply = self.docmd("STARTTLS")
+        if code != 220:
+            raise smtplib.SMTPResponseException(code, reply)
+        self.sock = self._wrap(self.sock)
+        # RFC 3207: forget what the server said before TLS.
+        self.helo_resp = self.ehlo_resp = None
+        self.esmtp_features = {}
+        self.does_esmtp = 0
+
+
+def b64(text):
+    data = text.encode("utf-8") if not isinstance(text, bytes) else text
+    return base64.b64encode(data).decode("ascii")
+
+
+def login(client, user, password):
+    """AUTH PLAIN or LOGIN in UTF-8; smtplib's own login only takes ASCII on Python 3."""
+    if PY2:
+        user = user.decode("utf-8") if isinstance(user, bytes) else user
+        password = password.decode("utf-8") if isinstance(password, bytes) else password
+    client.ehlo_or_helo_if_needed()
+    methods = client.esmtp_features.get("auth", "").upper().split()
+    if "PLAIN" in methods:
+        code, reply = client.docmd("AUTH", "PLAIN " + b64(u"\0" + user + u"\0" + password))
+    elif "LOGIN" in methods:
+        code, reply = client.docmd("AUTH", "LOGIN " + b64(user))
+        if code == 334:
+            code, reply = client.docmd(b64(password))
+    else:
+        return client.login(user, password)  # CRAM-MD5 and friends
+    if code not in (235, 503):  # 503: already authenticated
+        raise smtplib.SMTPAuthenticationError(code, reply)
+    return code, reply
+
+
+def read_password(path):
+    if path == "-":
+        stdin = getattr(sys.stdin, "buffer", sys.stdin)
+        line = stdin.readline()
+    else:
+        with open(path, "rb") as fh:
+            line = fh.readline()
+    return line.decode("utf-8").rstrip(u"\r\n")
+
+
+def tls_context(ca_file):
+    context = ssl.create_default_context(cafile=ca_file)
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    if hasattr(ssl, "TLSVersion"):
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def tls_version(client):
+    sock = getattr(client, "sock", None)
+    return sock.version() if hasattr(sock, "version") else None
+
+
+def send(args, password, message):
+    """Return (result, exception); result["step"] is where it stopped, "done" when sent."""
+    client = Client(tls_context(args.ca_file), args.host, args.mode == "smtps",
+                    args.timeout, args.helo)
+    client.set_debuglevel(1)
+    tls = None
+    try:
+        client.connect(args.host, args.port)
+        client.stage = "ehlo"
+        client.ehlo()
+        if args.mode == "starttls":
+            client.stage = "tls"
+            client.starttls_verified()
+            client.stage = "ehlo"
+            client.ehlo()
+        tls = tls_version(client)
+        client.stage = "auth"
+        login(client, args.user, password)
+        client.stage = "mail_from"
+        client.mail(args.sender)
+        client.stage = "rcpt_to"
+        code, reply = client.rcpt(args.recipient)
+        if code not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({args.recipient: (code, reply)})
+        client.stage = "data"
+        code, reply = client.data(message)
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
+        client.stage = "done"
+        try:
+            client.quit()
+        except (smtplib.SMTPException, socket.error):
+            pass  # the message is accepted; a rude goodbye does not undo that
+        return {"step": "done", "tls_version": tls}, None
+    except socket.timeout as exc:
+        return {"step": "timeout", "failed_at": client.stage, "tls_version": tls}, exc
+    except (ssl.SSLError, getattr(ssl, "CertificateError", ssl.SSLError)) as exc:
+        return {"step": "tls", "tls_version": tls}, exc
+    except Exception as exc:  # every other failure belongs to the step it happened in
+        if "timed out" in str(exc):  # smtplib turns a read timeout into "disconnected"
+            return {"step": "timeout", "failed_at": client.stage, "tls_version": tls}, exc
+        return {"step": client.stage, "tls_version": tls}, exc
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--mode", choices=("smtps", "starttls"))
+    parser.add_argument("--user", required=True)
+    parser.add_argument("--password-file", required=True)
+    parser.add_argument("--from", dest="sender", required=True)
+    parser.add_argument("--to", dest="recipient", required=True)
+    parser.add_argument("--ca-file")
+    parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--helo", default=socket.getfqdn())
+    parser.add_argument("--message", required=True, help="file with the RFC 5322 message")
+    args = parser.parse_args(argv)
+    args.mode = args.mode or ("smtps" if args.port == 465 else "starttls")
+    sys.stderr = smtplib.stderr = CutLines(sys.stderr)  # 2.7's smtplib prints to its own name
+    password = read_password(args.password_file)
+    with open(args.message, "rb") as fh:
+        # smtplib sends bytes as they are: bare LFs would reach the server.
+        message = fh.read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    state, exc = send(args, password, message)
+    if exc is not None:
+        state["error"] = "%s: %s" % (type(exc).__name__, exc)
+        print(state["error"], file=sys.stderr)
+    print("XMAILADMIN-RESULT " + json.dumps(state, sort_keys=True))
+    return EXIT.get(state["step"], 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

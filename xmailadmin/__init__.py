@@ -1,0 +1,7 @@
+"""xmailadmin: the Django project and its one app."""
+
+from __future__ import annotations
+
+from .celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,365 @@
+"""The panel's rows: SMTP accounts, the preferred order, probes, test sends, audit.
+
+Tasks write their outcome into these rows; pages render and poll them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
+
+from transports.base import Mode as PortMode
+from transports.catalogue import BY_KEY, CATALOGUE, STATUS_LABELS, Entry
+
+from .crypto import decrypt, encrypt
+
+ADMIN_GROUP = "Administrator"
+SUPPORT_GROUP = "Support"
+# What the two roles may do (permissions on the Account model, see Meta).
+PERM_VIEW = "xmailadmin.view_panel"
+PERM_RUN = "xmailadmin.run_checks"
+PERM_CHANGE = "xmailadmin.change_settings"
+
+
+class State(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    RUNNING = "running", _("running")
+    PASSED = "passed", _("passed")
+    WARNING = "warning", _("passed with a note")
+    FAILED = "failed", _("failed")
+
+
+ACTIVE_STATES = (State.QUEUED, State.RUNNING)
+# CSS class and the colour it means: green pass, amber partly, red fail.
+STATE_CSS = {
+    State.QUEUED: "running",
+    State.RUNNING: "running",
+    State.PASSED: "pass",
+    State.WARNING: "partly",
+    State.FAILED: "fail",
+}
+
+
+class Mode(models.TextChoices):
+    SMTPS = PortMode.SMTPS.value, _("SMTPS (implicit TLS)")
+    STARTTLS = PortMode.STARTTLS.value, _("STARTTLS")
+
+
+def label(entry: Entry) -> str:
+    return entry.label_de if get_language() == "de" else entry.label_en
+
+
+def remark(entry: Entry) -> str:
+    return entry.remark_de if get_language() == "de" else entry.remark_en
+
+
+def status_label(entry: Entry) -> str:
+    de, en = STATUS_LABELS[entry.status]
+    return de if get_language() == "de" else en
+
+
+class Account(models.Model):
+    """One SMTP account the test mails are sent through."""
+
+    name = models.CharField(_("Name"), max_length=100, unique=True)
+    host = models.CharField(_("Server"), max_length=253)
+    port = models.PositiveIntegerField(
+        _("Port"), validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    mode = models.CharField(
+        _("Encryption"), max_length=16, choices=Mode.choices, blank=True,
+        help_text=_("Empty: by port (465 = SMTPS, otherwise STARTTLS)."),
+    )
+    username = models.CharField(_("User name"), max_length=254)
+    password_encrypted = models.TextField(editable=False, default="")
+    sender = models.CharField(_("Sender address"), max_length=254)
+    recipient = models.CharField(_("Test recipient"), max_length=254)
+    ca_file = models.CharField(_("CA file"), max_length=1024, blank=True)
+    verify = models.BooleanField(_("Verify certificate"), default=True)
+    is_default = models.BooleanField(_("Default account"), default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-is_default", "name"]
+        verbose_name = _("SMTP account")
+        verbose_name_plural = _("SMTP accounts")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="one_default_account"
+            )
+        ]
+        permissions = [
+            ("view_panel", "Can see the panel (support and administrators)"),
+            ("run_checks", "Can run probes and test sends"),
+            ("change_settings", "Can change accounts, order and relays"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def validate_constraints(self, exclude=None) -> None:
+        # The default flag moves with make_default() in one transaction; a form
+        # that makes a second account the default is not a violation.
+        super().validate_constraints(exclude={*(exclude or ()), "is_default"})
+
+    @property
+    def port_mode(self) -> str:
+        return PortMode.for_port(self.port).value
+
+    @property
+    def effective_mode(self) -> str:
+        return self.mode or self.port_mode
+
+    @property
+    def mode_mismatch(self) -> bool:
+        """An explicit mode that differs from the port rule (allowed, but warned)."""
+        return bool(self.mode) and self.mode != self.port_mode
+
+    def get_effective_mode_display(self) -> str:
+        return str(Mode(self.effective_mode).label)
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password_encrypted)
+
+    def set_password(self, raw: str) -> None:
+        self.password_encrypted = encrypt(raw)
+
+    def decrypt_password(self) -> str:
+        """Only tasks call this, right before handing the password to a transport."""
+        return decrypt(self.password_encrypted)
+
+    def make_default(self) -> None:
+        with transaction.atomic():
+            Account.objects.exclude(pk=self.pk).filter(is_default=True).update(is_default=False)
+            Account.objects.filter(pk=self.pk).update(is_default=True)
+            self.is_default = True
+
+    @classmethod
+    def default(cls) -> Account | None:
+        return cls.objects.order_by("-is_default", "name").first()
+
+
+class TransportSetting(models.Model):
+    """Position of one mail command in the preferred order, and whether it is used."""
+
+    key = models.CharField(max_length=32, unique=True)
+    position = models.PositiveIntegerField()
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["position", "key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+    @property
+    def entry(self) -> Entry:
+        return BY_KEY[self.key]
+
+    @classmethod
+    def ordered(cls) -> list[TransportSetting]:
+        """All catalogue commands in the preferred order; rows are created on first use."""
+        rows = [r for r in cls.objects.all() if r.key in BY_KEY]
+        known = {r.key for r in rows}
+        missing = [e for e in CATALOGUE if e.key not in known]
+        if missing:
+            start = max((r.position for r in rows), default=0)
+            cls.objects.bulk_create(
+                [cls(key=e.key, position=start + i) for i, e in enumerate(missing, start=1)],
+                ignore_conflicts=True,
+            )
+            rows = [r for r in cls.objects.all() if r.key in BY_KEY]
+        return rows
+
+
+class Trigger(models.TextChoices):
+    MANUAL = "manual", _("by hand")
+    SCHEDULED = "scheduled", _("scheduled")
+
+
+class ProbeRun(models.Model):
+    """One probe of all mail commands; its results are ProbeResult rows."""
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def css(self) -> str:
+        return STATE_CSS[State(self.state)]
+
+    @classmethod
+    def latest_finished(cls) -> ProbeRun | None:
+        return cls.objects.filter(state=State.PASSED).first()
+
+
+class ProbeResult(models.Model):
+    run = models.ForeignKey(ProbeRun, on_delete=models.CASCADE, related_name="results")
+    key = models.CharField(max_length=32)
+    found = models.BooleanField(default=False)
+    path = models.CharField(max_length=1024, blank=True)
+    version = models.CharField(max_length=255, blank=True)
+    tls_library = models.CharField(max_length=64, blank=True)
+    tls_library_version = models.CharField(max_length=64, blank=True)
+    tls12 = models.CharField(max_length=16, default="unknown")
+    tls13 = models.CharField(max_length=16, default="unknown")
+    evidence = models.JSONField(default=list, blank=True)
+    ldd_ssl = models.TextField(blank=True)
+    note = models.TextField(blank=True)
+    usable = models.BooleanField(default=True)
+    duration_s = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="one_result_per_key")]
+
+
+class TestSend(models.Model):
+    """One test mail through one mail command, from click to final state."""
+
+    __test__ = False  # not a pytest test class
+
+    account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.SET_NULL)
+    account_name = models.CharField(max_length=100)
+    command = models.CharField(max_length=32, db_index=True)
+    recipient = models.CharField(max_length=254)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    step = models.CharField(max_length=32, blank=True)
+    reason = models.TextField(blank=True)
+    detail = models.TextField(blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    transcript = models.TextField(blank=True)
+    tls_version = models.CharField(max_length=32, blank=True)
+    verified = models.BooleanField(null=True)
+    delivered = models.BooleanField(null=True)
+    warnings = models.JSONField(default=list, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+    test_id = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    batch = models.UUIDField(null=True, blank=True, db_index=True)
+    language = models.CharField(max_length=8, default="de")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Two clicks never send two mails at once through the same command.
+            models.UniqueConstraint(
+                fields=["account", "command"],
+                condition=Q(state__in=["queued", "running"]),
+                name="one_active_send_per_command",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.command} → {self.recipient} ({self.state})"
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def css(self) -> str:
+        return STATE_CSS[State(self.state)]
+
+    @property
+    def entry(self) -> Entry | None:
+        return BY_KEY.get(self.command)
+
+    @property
+    def command_label(self) -> str:
+        entry = self.entry
+        return label(entry) if entry else self.command
+
+    @classmethod
+    def latest_per_command(cls, account: Account | None) -> dict[str, TestSend]:
+        if account is None:
+            return {}
+        ids = (
+            cls.objects.filter(account=account)
+            .values("command")
+            .annotate(last=Max("id"))
+            .values_list("last", flat=True)
+        )
+        return {s.command: s for s in cls.objects.filter(id__in=list(ids))}
+
+
+class AuditEntry(models.Model):
+    """Who changed what, and who sent which test."""
+
+    class Action(models.TextChoices):
+        ACCOUNT_CREATED = "account_created", _("Account added")
+        ACCOUNT_CHANGED = "account_changed", _("Account changed")
+        ACCOUNT_DELETED = "account_deleted", _("Account deleted")
+        ACCOUNT_DEFAULT = "account_default", _("Default account set")
+        ORDER_CHANGED = "order_changed", _("Order changed")
+        ORDER_RESET = "order_reset", _("Order reset")
+        COMMAND_TOGGLED = "command_toggled", _("Command enabled/disabled")
+        PROBE_STARTED = "probe_started", _("Probe started")
+        TEST_SENT = "test_sent", _("Test mail sent")
+        KEY_ROTATED = "key_rotated", _("Key rotated")
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    username = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=32, choices=Action.choices)
+    target = models.CharField(max_length=255, blank=True)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    @classmethod
+    def record(cls, user, action: str, target: str = "", detail: str = "") -> AuditEntry:
+        real = user if getattr(user, "is_authenticated", False) else None
+        return cls.objects.create(
+            user=real,
+            username=real.get_username() if real else "system",
+            action=action,
+            target=target[:255],
+            detail=detail,
+        )
+
+
+class WorkerHeartbeat(models.Model):
+    """Written by each Celery worker every few seconds; the pages read it."""
+
+    hostname = models.CharField(max_length=255, unique=True)
+    pid = models.IntegerField(default=0)
+    started_at = models.DateTimeField(default=timezone.now)
+    seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    @staticmethod
+    def fresh_since() -> timezone.datetime:
+        return timezone.now() - timedelta(seconds=3 * settings.XMAILADMIN_HEARTBEAT_SECONDS)

@@ -1,0 +1,213 @@
+"""Settings of the xmailadmin panel, read from the environment.
+
+A fresh checkout runs without any variable set: SQLite in ``var/``, an
+embedded Celery broker in ``var/celery/`` (kombu's filesystem transport), and
+secrets created as 0600 files in ``var/`` on first start. Production sets
+``DATABASE_URL`` (PostgreSQL) and ``REDIS_URL``. docs/panel.md lists every
+variable.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from cryptography.fernet import Fernet
+from django.utils.translation import gettext_lazy as _
+
+from xmailadmin.conf import (
+    ConfigError,
+    envbool,
+    envint,
+    envlist,
+    envsecret,
+    envstr,
+    secret_file,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(envstr("XMAILADMIN_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+DEBUG = envbool("DJANGO_DEBUG", False)
+
+SECRET_KEY = envsecret("DJANGO_SECRET_KEY") or secret_file(
+    VAR_DIR / "secret_key", lambda: secrets.token_urlsafe(50)
+)
+if len(SECRET_KEY) < 32 or SECRET_KEY.startswith("django-insecure"):
+    raise ConfigError("DJANGO_SECRET_KEY is too short or a known default; use 50 random characters")
+
+# The key(s) that encrypt SMTP passwords at rest. Several keys, newest first,
+# separated by commas (environment) or lines (file): the first encrypts, all
+# decrypt. `manage.py rotate_fernet_key` re-encrypts with the first.
+_fernet_raw = envsecret("XMAILADMIN_FERNET_KEY") or secret_file(
+    VAR_DIR / "fernet.key", lambda: Fernet.generate_key().decode()
+)
+FERNET_KEYS: list[str] = [k.strip() for k in _fernet_raw.replace(",", "\n").split() if k.strip()]
+
+ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS")
+SESSION_COOKIE_SECURE = envbool("DJANGO_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_AGE = envint("XMAILADMIN_SESSION_SECONDS", 8 * 3600, minimum=60)
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "xmailadmin.apps.PanelConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "xmailadmin.middleware.GermanFirstLocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "xmailadmin.urls"
+WSGI_APPLICATION = "xmailadmin.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "xmailadmin.views.roles",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+        conn_max_age=envint("XMAILADMIN_DB_CONN_MAX_AGE", 60, minimum=0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web and worker write the same file: wait for the lock, take it up front,
+    # and let readers go on while a writer works.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+# German first; English by the switch in the header.
+LANGUAGE_CODE = "de"
+LANGUAGES = [("de", _("German")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "xmailadmin" / "locale"]
+TIME_ZONE = envstr("XMAILADMIN_TIME_ZONE", "Europe/Berlin")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns about a missing folder
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("XMAILADMIN_LOG_LEVEL", "INFO")},
+}
+
+# --- Celery -----------------------------------------------------------------
+# Redis when REDIS_URL is set; otherwise kombu's filesystem transport in var/,
+# which needs no server (web, worker and beat share the folders).
+REDIS_URL = envstr("REDIS_URL")
+CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+if not REDIS_URL:
+    _celery_dir = VAR_DIR / "celery"
+    for _sub in ("queue", "processed", "control"):
+        (_celery_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_celery_dir / "queue"),
+        "data_folder_out": str(_celery_dir / "queue"),
+        "processed_folder": str(_celery_dir / "processed"),
+        "control_folder": str(_celery_dir / "control"),
+        "store_processed": False,
+        "polling_interval": 0.2,
+    }
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A view must not hang on a dead broker: publish fails fast and says so.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+CELERY_TASK_DEFAULT_QUEUE = envstr("XMAILADMIN_CELERY_QUEUE", "xmailadmin")
+CELERY_TASK_IGNORE_RESULT = True  # results live on model rows
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 120, minimum=10)
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 5
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# "Test all" fans out one task per mail command: enough processes to run them at once.
+CELERY_WORKER_CONCURRENCY = envint("XMAILADMIN_WORKER_CONCURRENCY", 16, minimum=1)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# Seconds between scheduled probes of all mail commands; 0 turns it off.
+XMAILADMIN_PROBE_INTERVAL = envint("XMAILADMIN_PROBE_INTERVAL", 3600, minimum=0)
+# How long one mail command may take for one test mail (passed to the transport).
+XMAILADMIN_SEND_TIMEOUT = envint("XMAILADMIN_SEND_TIMEOUT", 30, minimum=1)
+if XMAILADMIN_SEND_TIMEOUT >= CELERY_TASK_SOFT_TIME_LIMIT:
+    raise ConfigError("XMAILADMIN_SEND_TIMEOUT must be below CELERY_TASK_TIME_LIMIT - 5")
+# The worker writes a heartbeat row this often; three missed beats = no worker.
+XMAILADMIN_HEARTBEAT_SECONDS = envint("XMAILADMIN_HEARTBEAT_SECONDS", 5, minimum=1)
+
+CELERY_BEAT_SCHEDULE = {
+    "expire-stale-rows": {
+        "task": "xmailadmin.tasks.expire_stale",
+        "schedule": timedelta(seconds=60),
+    },
+}
+if XMAILADMIN_PROBE_INTERVAL:
+    CELERY_BEAT_SCHEDULE["probe-all"] = {
+        "task": "xmailadmin.tasks.scheduled_probe",
+        "schedule": timedelta(seconds=XMAILADMIN_PROBE_INTERVAL),
+    }

@@ -1,0 +1,39 @@
+"""URLs of the panel. Every page needs a login (see views.panel_view)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+from django.views.i18n import set_language
+
+from . import views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("language/", set_language, name="set_language"),
+    path("probe/", views.probe_start, name="probe-start"),
+    path("probe/<int:run_id>/", views.probe_status, name="probe-status"),
+    path("accounts/", views.account_list, name="accounts"),
+    path("accounts/new/", views.account_edit, name="account-new"),
+    path("accounts/<int:account_id>/", views.account_edit, name="account-edit"),
+    path("accounts/<int:account_id>/delete/", views.account_delete, name="account-delete"),
+    path("accounts/<int:account_id>/default/", views.account_default, name="account-default"),
+    path("accounts/<int:account_id>/commands/", views.commands, name="commands"),
+    path("accounts/<int:account_id>/commands/<str:key>/", views.command_row, name="row"),
+    path("accounts/<int:account_id>/test/", views.send_all, name="send-all"),
+    path("accounts/<int:account_id>/test/<str:key>/", views.send_one, name="send-one"),
+    path("sends/<int:send_id>/", views.send_detail, name="send-detail"),
+    path("order/", views.order, name="order"),
+    path("order/move/", views.order_move, name="order-move"),
+    path("order/toggle/", views.order_toggle, name="order-toggle"),
+    path("order/reset/", views.order_reset, name="order-reset"),
+    path("history/", views.history, name="history"),
+    path("admin/", admin.site.urls),
+]

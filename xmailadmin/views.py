@@ -1,0 +1,477 @@
+"""Function views: validate, call services (which enqueue tasks), render.
+
+Every view needs a login and a role; HTMX requests get the partial of the
+same template the full page uses (``"page.html#partial"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, retarget
+
+from transports.catalogue import BY_KEY, Entry
+
+from . import health, services
+from .forms import AccountForm, HistoryFilterForm
+from .models import (
+    PERM_CHANGE,
+    PERM_RUN,
+    PERM_VIEW,
+    Account,
+    AuditEntry,
+    ProbeResult,
+    ProbeRun,
+    State,
+    TestSend,
+    TransportSetting,
+    label,
+    remark,
+    status_label,
+)
+
+View = Callable[..., HttpResponse]
+
+
+def panel_view(perm: str) -> Callable[[View], View]:
+    """Login required (HTMX requests are sent to the login page too), then ``perm``."""
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                if request.htmx:
+                    return HttpResponseClientRedirect(reverse("login"))
+                return redirect_to_login(request.get_full_path())
+            if not request.user.has_perm(perm):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def roles(request: HttpRequest) -> dict[str, bool]:
+    """Context processor: what the user may do, for showing or hiding buttons."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"can_run": False, "can_change": False}
+    return {"can_run": user.has_perm(PERM_RUN), "can_change": user.has_perm(PERM_CHANGE)}
+
+
+def _notice(request: HttpRequest, text: str, level: str = "error") -> HttpResponse:
+    """An error shown in the page's notice area (HTMX) or as a message after a redirect."""
+    if request.htmx:
+        response = render(request, "panel/_notice.html", {"text": text, "level": level})
+        return retarget(response, "#notice")
+    getattr(messages, level)(request, text)
+    return redirect(request.POST.get("next") or "dashboard")
+
+
+# --- dashboard ----------------------------------------------------------------
+
+
+@dataclass
+class CommandRow:
+    setting: TransportSetting
+    number: int | None  # place among the enabled commands; None when switched off
+    probe: ProbeResult | None
+    send: TestSend | None
+
+    @property
+    def key(self) -> str:
+        return self.setting.key
+
+    @property
+    def entry(self) -> Entry:
+        return BY_KEY[self.setting.key]
+
+    @property
+    def label(self) -> str:
+        return label(self.entry)
+
+    @property
+    def remark(self) -> str:
+        return remark(self.entry)
+
+    @property
+    def status(self) -> str:
+        return status_label(self.entry)
+
+
+def _selected_account(request: HttpRequest, account_id: int | None = None) -> Account | None:
+    raw = account_id or request.GET.get("account")
+    if raw:
+        try:
+            return Account.objects.filter(pk=int(raw)).first() or Account.default()
+        except ValueError:
+            pass
+    return Account.default()
+
+
+def _rows(account: Account | None, keys: list[str] | None = None) -> list[CommandRow]:
+    """Commands in the order of use: enabled by position, then the switched-off ones."""
+    ordered = TransportSetting.ordered()
+    enabled = [s for s in ordered if s.enabled]
+    numbers = {s.key: i for i, s in enumerate(enabled, start=1)}
+    ordered = enabled + [s for s in ordered if not s.enabled]
+    if keys is not None:
+        ordered = [s for s in ordered if s.key in keys]
+    run = ProbeRun.latest_finished()
+    probes = {}
+    if run is not None:
+        probes = {p.key: p for p in run.results.filter(key__in=[s.key for s in ordered])}
+    sends = TestSend.latest_per_command(account)
+    return [
+        CommandRow(s, numbers.get(s.key), probes.get(s.key), sends.get(s.key)) for s in ordered
+    ]
+
+
+def _dashboard_context(request: HttpRequest, account: Account | None) -> dict:
+    active_probe = ProbeRun.objects.filter(state__in=[State.QUEUED, State.RUNNING]).first()
+    return {
+        "account": account,
+        "accounts": Account.objects.all(),
+        "rows": _rows(account),
+        "health": health.current(),
+        "last_probe": ProbeRun.latest_finished(),
+        "probe": active_probe or ProbeRun.objects.first(),
+    }
+
+
+@require_GET
+@panel_view(PERM_VIEW)
+def dashboard(request: HttpRequest) -> HttpResponse:
+    services.expire_stale()
+    account = _selected_account(request)
+    return render(request, "panel/dashboard.html", _dashboard_context(request, account))
+
+
+@require_GET
+@panel_view(PERM_VIEW)
+def commands(request: HttpRequest, account_id: int) -> HttpResponse:
+    """The command table alone: reloaded when a probe finishes."""
+    account = _selected_account(request, account_id)
+    context = {"account": account, "rows": _rows(account)}
+    return render(request, "panel/dashboard.html#commands", context)
+
+
+@require_GET
+@panel_view(PERM_VIEW)
+def command_row(request: HttpRequest, account_id: int, key: str) -> HttpResponse:
+    """One row, polled every second while its test runs; 286 stops the polling."""
+    if key not in BY_KEY:
+        raise Http404
+    account = get_object_or_404(Account, pk=account_id)
+    rows = _rows(account, [key])
+    if rows[0].send and rows[0].send.active:
+        services.expire_stale()
+        rows = _rows(account, [key])
+    response = render(
+        request, "panel/dashboard.html#row", {"account": account, "row": rows[0]}
+    )
+    if rows[0].send is None or not rows[0].send.active:
+        response.status_code = HttpResponseStopPolling.status_code
+    return response
+
+
+@require_POST
+@panel_view(PERM_RUN)
+def send_one(request: HttpRequest, account_id: int, key: str) -> HttpResponse:
+    if key not in BY_KEY:
+        raise Http404
+    account = get_object_or_404(Account, pk=account_id)
+    try:
+        services.ensure_worker()
+        services.start_tests(account, [key], request.user)
+    except services.NotAccepted as exc:
+        return _notice(request, str(exc))
+    if request.htmx:
+        row = _rows(account, [key])[0]
+        return render(request, "panel/dashboard.html#row", {"account": account, "row": row})
+    return redirect(f"{reverse('dashboard')}?account={account.pk}")
+
+
+@require_POST
+@panel_view(PERM_RUN)
+def send_all(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = get_object_or_404(Account, pk=account_id)
+    keys = services.enabled_keys()
+    if not keys:
+        return _notice(request, _("No command is enabled: see Order."))
+    try:
+        services.ensure_worker()
+        services.start_tests(account, keys, request.user)
+    except services.NotAccepted as exc:
+        return _notice(request, str(exc))
+    if request.htmx:
+        return render(
+            request,
+            "panel/dashboard.html#commands",
+            {"account": account, "rows": _rows(account)},
+        )
+    return redirect(f"{reverse('dashboard')}?account={account.pk}")
+
+
+@require_POST
+@panel_view(PERM_RUN)
+def probe_start(request: HttpRequest) -> HttpResponse:
+    try:
+        services.ensure_worker()
+        run = services.start_probe(request.user)
+    except services.NotAccepted as exc:
+        return _notice(request, str(exc))
+    if request.htmx:
+        return render(request, "panel/dashboard.html#probe", {"probe": run})
+    return redirect("dashboard")
+
+
+@require_GET
+@panel_view(PERM_VIEW)
+def probe_status(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(ProbeRun, pk=run_id)
+    if run.active:
+        services.expire_stale()
+        run.refresh_from_db()
+    response = render(
+        request,
+        "panel/dashboard.html#probe",
+        {"probe": run, "last_probe": ProbeRun.latest_finished()},
+    )
+    if not run.active:
+        response.status_code = HttpResponseStopPolling.status_code
+        response["HX-Trigger"] = "probe-finished"
+    return response
+
+
+@require_GET
+@panel_view(PERM_VIEW)
+def send_detail(request: HttpRequest, send_id: int) -> HttpResponse:
+    send = get_object_or_404(TestSend, pk=send_id)
+    if request.htmx:
+        return render(request, "panel/send.html#transcript", {"send": send})
+    return render(request, "panel/send.html", {"send": send})
+
+
+# --- accounts -----------------------------------------------------------------
+
+
+@require_GET
+@panel_view(PERM_VIEW)
+def account_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "panel/accounts.html", {"accounts": Account.objects.all()})
+
+
+@panel_view(PERM_CHANGE)
+def account_edit(request: HttpRequest, account_id: int | None = None) -> HttpResponse:
+    account = get_object_or_404(Account, pk=account_id) if account_id else None
+    form = AccountForm(request.POST or None, instance=account)
+    if request.method == "POST" and form.is_valid():
+        created = account is None
+        changed = form.changed_fields()
+        saved = form.save()
+        AuditEntry.record(
+            request.user,
+            AuditEntry.Action.ACCOUNT_CREATED if created else AuditEntry.Action.ACCOUNT_CHANGED,
+            target=saved.name,
+            detail=", ".join(changed),
+        )
+        messages.success(request, _("Account “%(name)s” saved.") % {"name": saved.name})
+        for warning in account_warnings(saved):
+            messages.warning(request, warning)
+        return redirect("accounts")
+    return render(request, "panel/account_form.html", {"form": form, "account": account})
+
+
+def account_warnings(account: Account) -> list[str]:
+    warnings = []
+    if account.mode_mismatch:
+        warnings.append(
+            _(
+                "Port %(port)d with %(mode)s differs from the rule (465 = SMTPS, "
+                "otherwise STARTTLS). That is allowed, but check it."
+            )
+            % {"port": account.port, "mode": account.get_effective_mode_display()}
+        )
+    if not account.verify:
+        warnings.append(
+            _("Certificate verification is off: connections are not secure.")
+        )
+    return warnings
+
+
+@require_POST
+@panel_view(PERM_CHANGE)
+def account_delete(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = get_object_or_404(Account, pk=account_id)
+    name = account.name
+    account.delete()
+    AuditEntry.record(request.user, AuditEntry.Action.ACCOUNT_DELETED, target=name)
+    messages.success(request, _("Account “%(name)s” deleted.") % {"name": name})
+    return redirect("accounts")
+
+
+@require_POST
+@panel_view(PERM_CHANGE)
+def account_default(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = get_object_or_404(Account, pk=account_id)
+    account.make_default()
+    AuditEntry.record(request.user, AuditEntry.Action.ACCOUNT_DEFAULT, target=account.name)
+    return redirect("accounts")
+
+
+# --- preferred order ----------------------------------------------------------
+
+
+def _order_context(
+    proposal: services.OrderProposal, confirm_key: str | None = None
+) -> dict:
+    run = ProbeRun.latest_finished()
+    found = None if run is None else {r.key: r.found for r in run.results.all()}
+    items = []
+    for key in proposal.order:
+        entry = BY_KEY[key]
+        items.append(
+            {
+                "key": key,
+                "label": label(entry),
+                "status": status_label(entry),
+                "unsuitable": entry.unsuitable,
+                "enabled": key in proposal.enabled,
+                "found": None if found is None else found.get(key, False),
+            }
+        )
+    return {
+        "items": items,
+        "first_used": proposal.first_used,
+        "confirm_key": confirm_key,
+        "confirm_label": label(BY_KEY[confirm_key]) if confirm_key else "",
+        "probed": run is not None,
+    }
+
+
+def _apply_order(
+    request: HttpRequest, new: services.OrderProposal, action: str, detail: str
+) -> HttpResponse:
+    """Save ``new`` unless it makes an unsuitable command first without confirmation."""
+    old = services.current_order()
+    confirm_key = services.needs_confirmation(old, new)
+    if confirm_key and request.POST.get("confirm") != "1":
+        context = _order_context(new, confirm_key)
+        template = "panel/order.html#list" if request.htmx else "panel/order.html"
+        return render(request, template, context)
+    services.save_order(new)
+    AuditEntry.record(request.user, action, target=_("Order"), detail=detail)
+    if request.htmx:
+        return render(request, "panel/order.html#list", _order_context(new))
+    return redirect("order")
+
+
+@panel_view(PERM_VIEW)
+def order(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        if not request.user.has_perm(PERM_CHANGE):
+            raise PermissionDenied
+        new = services.proposal_from(request.POST.getlist("order"), request.POST.getlist("on"))
+        if new is None:
+            return _notice(request, _("Invalid order."))
+        return _apply_order(
+            request, new, AuditEntry.Action.ORDER_CHANGED, " > ".join(new.order)
+        )
+    return render(request, "panel/order.html", _order_context(services.current_order()))
+
+
+def _posted_key(request: HttpRequest) -> str:
+    key = request.POST.get("key", "")
+    if key not in BY_KEY:
+        raise Http404
+    return key
+
+
+@require_POST
+@panel_view(PERM_CHANGE)
+def order_move(request: HttpRequest) -> HttpResponse:
+    key = _posted_key(request)
+    direction = request.POST.get("direction") or request.GET.get("direction")
+    step = -1 if direction == "up" else 1
+    new = services.moved(services.current_order(), key, step)
+    return _apply_order(request, new, AuditEntry.Action.ORDER_CHANGED, " > ".join(new.order))
+
+
+@require_POST
+@panel_view(PERM_CHANGE)
+def order_toggle(request: HttpRequest) -> HttpResponse:
+    key = _posted_key(request)
+    new = services.toggled(services.current_order(), key)
+    state = _("on") if key in new.enabled else _("off")
+    return _apply_order(request, new, AuditEntry.Action.COMMAND_TOGGLED, f"{key}: {state}")
+
+
+@require_POST
+@panel_view(PERM_CHANGE)
+def order_reset(request: HttpRequest) -> HttpResponse:
+    new = services.vendor_recommendation()
+    enabled = ", ".join(k for k in new.order if k in new.enabled)
+    return _apply_order(request, new, AuditEntry.Action.ORDER_RESET, enabled)
+
+
+# --- history ------------------------------------------------------------------
+
+
+@require_GET
+@panel_view(PERM_VIEW)
+def history(request: HttpRequest) -> HttpResponse:
+    form = HistoryFilterForm(request.GET or None)
+    sends = TestSend.objects.select_related("requested_by")
+    probes = ProbeRun.objects.select_related("requested_by").annotate(
+        found_count=Count("results", filter=Q(results__found=True))
+    )
+    audit = AuditEntry.objects.all()
+    if form.is_valid():
+        data = form.cleaned_data
+        if data["command"]:
+            sends = sends.filter(command=data["command"])
+        if data["result"]:
+            sends = sends.filter(state=data["result"])
+            probes = probes.filter(state=data["result"])
+        if data["account"]:
+            sends = sends.filter(account=data["account"])
+        tz = timezone.get_current_timezone()
+        if data["since"]:
+            start = datetime.combine(data["since"], time.min, tzinfo=tz)
+            sends = sends.filter(created_at__gte=start)
+            probes = probes.filter(created_at__gte=start)
+            audit = audit.filter(at__gte=start)
+        if data["until"]:
+            end = datetime.combine(data["until"], time.max, tzinfo=tz)
+            sends = sends.filter(created_at__lte=end)
+            probes = probes.filter(created_at__lte=end)
+            audit = audit.filter(at__lte=end)
+    page = Paginator(sends, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "sends": page,
+        "probes": probes[:50],
+        "audit": audit[:100],
+        "query": query,
+    }
+    if request.htmx and request.htmx.target == "history-results":
+        return render(request, "panel/history.html#results", context)
+    return render(request, "panel/history.html", context)
