@@ -25,9 +25,16 @@ from .tlsinfo import (
     CachedRun,
     RunFn,
     TlsLink,
+    package_version,
+    parse_version,
+    resolve_tls_library,
+    upstream_version,
+    vendor_ldd_line,
+    verdict,
+)
+from .versions import (
     VersionInfo,
     identify_mailx,
-    package_version,
     parse_assignments,
     parse_curl_version,
     parse_exim_version,
@@ -39,11 +46,6 @@ from .tlsinfo import (
     parse_openssl_banner,
     parse_openssl_version,
     parse_snail_version,
-    parse_version,
-    resolve_tls_library,
-    upstream_version,
-    vendor_ldd_line,
-    verdict,
 )
 
 # A non-root PATH lacks these, but postconf and exim4 live there.

@@ -13,25 +13,29 @@ from collections.abc import Sequence
 
 import pytest
 
-from transports import tlsinfo
+from transports import elf, tlsinfo, versions
+from transports.elf import (
+    parse_ldd,
+    parse_readelf_dynamic,
+    read_elf_dynamic,
+)
 from transports.run import RunOutput, run
 from transports.tlsinfo import (
     CachedRun,
     TlsLink,
-    identify_mailx,
     library_versions,
-    parse_curl_version,
-    parse_exim_version,
-    parse_ldd,
-    parse_mutt_version,
-    parse_openssl_banner,
-    parse_openssl_version,
-    parse_readelf_dynamic,
-    read_elf_dynamic,
     resolve_tls_library,
     tls_family,
     vendor_ldd_line,
     verdict,
+)
+from transports.versions import (
+    identify_mailx,
+    parse_curl_version,
+    parse_exim_version,
+    parse_mutt_version,
+    parse_openssl_banner,
+    parse_openssl_version,
 )
 
 
@@ -67,9 +71,9 @@ def fresh_versions():
 
 
 def test_docstring_examples():
-    result = doctest.testmod(tlsinfo)
-    assert result.attempted > 30
-    assert result.failed == 0
+    results = [doctest.testmod(module) for module in (tlsinfo, versions, elf)]
+    assert sum(r.attempted for r in results) > 30
+    assert sum(r.failed for r in results) == 0
 
 
 # --- verdict: DESIGN.md's table ---------------------------------------------------------
@@ -335,7 +339,7 @@ def test_fake_ldd_lines():
     assert found["libmissing.so.1"] is None
     assert "linux-vdso.so.1" not in found
     # The vendor's grep sees OpenSSL here although the program's TLS is GnuTLS.
-    assert tlsinfo.ldd_ssl_lines(FAKE_LDD_MAILUTILS) == (
+    assert elf.ldd_ssl_lines(FAKE_LDD_MAILUTILS) == (
         "\tlibssl.so.3 => /lib/x86_64-linux-gnu/libssl.so.3 (0x00007f14dd444000)"
     )
 
@@ -502,7 +506,7 @@ def test_without_readelf_the_file_is_read_directly():
 
 
 def lib(soname: str) -> str:
-    path = tlsinfo.parse_ldconfig(run(["ldconfig", "-p"], timeout=5).stdout).get(soname)
+    path = elf.parse_ldconfig(run(["ldconfig", "-p"], timeout=5).stdout).get(soname)
     if path is None:
         pytest.skip(f"{soname} is not installed")
     return path
