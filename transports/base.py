@@ -154,6 +154,9 @@ class SendResult:
     delivered: bool | None = None  # None: the tool talks SMTP itself, delivery is the 250
     warnings: list[str] = field(default_factory=list)
     detail: str = ""  # the tool's own words for the failure
+    # A stable name of the reason for translations: a Step value, tls_hostname,
+    # tls_untrusted, tls_version, tls_mode, not_installed, queued_unverified, ...
+    reason_code: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -215,11 +218,13 @@ class Transport:
                 ok=False,
                 step=Step.UNSUPPORTED,
                 reason=f"{self.binary or self.key} is not installed on this server",
+                reason_code="not_installed",
             )
         else:
             result = self._send(exe, target, message)
         result.duration_s = round(time.monotonic() - start, 3)
         result.command = self.key
+        result.reason_code = result.reason_code or result.step.value
         # One place removes secrets, so no transport can forget to.
         for name in ("transcript", "reason", "detail"):
             text = redact(getattr(result, name), target.user, target.password)

@@ -101,21 +101,25 @@ def step_from_text(text: str) -> Step:
 _DIALOGUE = re.compile(r"^(?:[<>*{}]|-->|<--|[SC]: |send: |reply: |SMTP[<>]|Net::SMTP)")
 
 
+# (pattern on the tool's words, reason code, reason): what kind of TLS failure it was.
 TLS_REASONS = [
     (
         re.compile(
             r"hostname|host name|does not match|no alternative|mismatch|verifycn|num=62", re.I
         ),
+        "tls_hostname",
         "the server certificate does not match the host name {host}",
     ),
     (
         re.compile(
             r"verif|issuer|unknown ca|self.signed|not trusted|untrusted|x509|certificat", re.I
         ),
+        "tls_untrusted",
         "the server certificate is not trusted: set the CA file or fix the server's chain",
     ),
     (
         re.compile(r"protocol version|unsupported protocol|no protocols available", re.I),
+        "tls_version",
         "no TLS version in common: the server or this command is too old (TLS 1.2 needed)",
     ),
     (
@@ -124,15 +128,27 @@ TLS_REASONS = [
             r"|unrecognized name|handshake|unexpected TLS packet|TLS error",
             re.I,
         ),
+        "tls_mode",
         "TLS handshake failed: does the mode fit the port? (465 = implicit TLS, others STARTTLS)",
     ),
 ]
 
 
+def _tls_reason(detail: str) -> tuple[str, str] | None:
+    return next(((code, text) for p, code, text in TLS_REASONS if p.search(detail)), None)
+
+
+def reason_code(step: Step, detail: str = "") -> str:
+    """A stable name for the reason, for the panel to translate: the step, or tls_*."""
+    tls = _tls_reason(detail) if step is Step.TLS else None
+    return tls[0] if tls else step.value
+
+
 def reason_for(step: Step, target: Target, detail: str = "") -> str:
     template = REASONS.get(step, REASONS[Step.UNKNOWN])
-    if step is Step.TLS:
-        template = next((t for p, t in TLS_REASONS if p.search(detail)), template)
+    tls = _tls_reason(detail) if step is Step.TLS else None
+    if tls:
+        template = tls[1]
     text = template.format(
         host=target.host, port=target.port, sender=target.sender, recipient=target.recipient
     )
@@ -154,6 +170,7 @@ def failure(
         ok=False,
         step=step,
         reason=reason_for(step, target, detail),
+        reason_code=reason_code(step, detail),
         exit_code=out.returncode,
         detail=detail,
     )

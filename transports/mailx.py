@@ -42,6 +42,7 @@ class HeirloomMailx(CommandTransport):
                 ok=False,
                 step=Step.CONFIG,
                 reason="Heirloom mailx cannot take a password with both ' and \" in it",
+                reason_code="password_quotes",
             )
         return super()._send(exe, target, message)
 

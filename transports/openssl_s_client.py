@@ -19,7 +19,7 @@ import time
 from contextlib import suppress
 
 from .base import SendResult, Step, Target, Transport, timed_out
-from .classify import key_line, reason_for, step_from_text
+from .classify import key_line, reason_code, reason_for, step_from_text
 from .command import tls_name
 from .run import RunOutput, child_env
 
@@ -159,7 +159,8 @@ class OpensslSClient(Transport):
             if step in (Step.UNKNOWN, Step.EHLO):
                 step = Step.CONNECT
             detail = key_line(err)
-        return SendResult(False, step, reason_for(step, target, detail), detail=detail)
+        reason = reason_for(step, target, detail)
+        return SendResult(False, step, reason, detail=detail, reason_code=reason_code(step, detail))
 
     def _dialogue(self, talk: Dialogue, target: Target, message: bytes) -> SendResult:
         if target.implicit_tls:  # with -starttls s_client has eaten the greeting already

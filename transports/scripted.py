@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from .base import SendResult, Step, Target
-from .classify import failure, key_line, reason_for
+from .classify import failure, key_line, reason_code, reason_for
 from .command import CommandTransport, Invocation, tls_name
 from .run import RunOutput
 from .secrecy import PrivateDir
@@ -58,6 +58,13 @@ class ScriptTransport(CommandTransport):
         else:
             detail = state.get("error") or key_line(out.stderr)
             reason = reason_for(step, target, detail)
-            result = SendResult(False, step, reason, exit_code=out.returncode, detail=detail)
+            result = SendResult(
+                False,
+                step,
+                reason,
+                exit_code=out.returncode,
+                detail=detail,
+                reason_code=reason_code(step, detail),
+            )
         result.tls_version = tls_name(state.get("tls_version"))
         return result
