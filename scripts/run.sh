@@ -29,13 +29,17 @@ manage() { "$BIN/python" manage.py "$@"; }
 
 echo "== xmailadmin: preparing"
 manage migrate --noinput -v0
+# The compiled .mo files are committed; recompile only when gettext is there and a
+# .po changed since (or a .mo is missing).
+have_msgfmt=0
+command -v msgfmt >/dev/null && have_msgfmt=1
 for po in xmailadmin/locale/*/LC_MESSAGES/django.po; do
     mo=${po%.po}.mo
-    if [ ! -f "$mo" ] || [ "$po" -nt "$mo" ]; then
-        if command -v msgfmt >/dev/null; then
+    if [ ! -f "$mo" ] || { [ "$have_msgfmt" = 1 ] && [ "$po" -nt "$mo" ]; }; then
+        if [ "$have_msgfmt" = 1 ]; then
             manage compilemessages -v0 --ignore ".venv" --ignore "var"
         else
-            echo "warning: $mo is older than $po and msgfmt is missing (apt-get install gettext)" >&2
+            echo "warning: $mo is missing and msgfmt too (apt-get install gettext)" >&2
         fi
         break
     fi

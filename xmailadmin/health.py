@@ -86,7 +86,11 @@ def forget_broker_state() -> None:
         _broker_cache = None
 
 
-def current() -> Health:
-    newest = WorkerHeartbeat.objects.order_by("-seen_at").values_list("seen_at", flat=True).first()
+def current(newest: datetime | None = None) -> Health:
+    """Worker and broker state; ``newest`` heartbeat when the caller already read it."""
+    if newest is None:
+        newest = (
+            WorkerHeartbeat.objects.order_by("-seen_at").values_list("seen_at", flat=True).first()
+        )
     alive = newest is not None and newest >= WorkerHeartbeat.fresh_since()
     return Health(broker_error=broker_error(), worker_seen_at=newest, worker_alive=alive)

@@ -53,6 +53,11 @@ class Mode(models.TextChoices):
     STARTTLS = PortMode.STARTTLS.value, _("STARTTLS")
 
 
+def real_user(user):
+    """The user behind a request, or None for beat, scripts and anonymous callers."""
+    return user if getattr(user, "is_authenticated", False) else None
+
+
 def label(entry: Entry) -> str:
     return entry.label_de if get_language() == "de" else entry.label_en
 
@@ -155,6 +160,7 @@ class TransportSetting(models.Model):
     key = models.CharField(max_length=32, unique=True)
     position = models.PositiveIntegerField()
     enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["position", "key"]
@@ -342,7 +348,7 @@ class AuditEntry(models.Model):
 
     @classmethod
     def record(cls, user, action: str, target: str = "", detail: str = "") -> AuditEntry:
-        real = user if getattr(user, "is_authenticated", False) else None
+        real = real_user(user)
         return cls.objects.create(
             user=real,
             username=real.get_username() if real else "system",

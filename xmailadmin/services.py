@@ -30,6 +30,7 @@ from .models import (
     TransportSetting,
     Trigger,
     WorkerHeartbeat,
+    real_user,
 )
 
 log = logging.getLogger(__name__)
@@ -62,16 +63,14 @@ def _publish(task, **kwargs) -> None:
 
 def start_probe(user, trigger: str = Trigger.MANUAL) -> ProbeRun:
     """Queue a probe of all mail commands; a probe already queued or running is reused."""
-    from .tasks import probe_all
+    from .tasks import probe_all  # here: tasks imports this module
 
     expire_stale()
     with transaction.atomic():
         active = ProbeRun.objects.select_for_update().filter(state__in=ACTIVE_STATES).first()
         if active is not None:
             return active
-        run = ProbeRun.objects.create(
-            trigger=trigger, requested_by=user if getattr(user, "is_authenticated", False) else None
-        )
+        run = ProbeRun.objects.create(trigger=trigger, requested_by=real_user(user))
     AuditEntry.record(user, AuditEntry.Action.PROBE_STARTED, target=_("all commands"))
     try:
         _publish(probe_all, run_id=run.id)
@@ -94,12 +93,11 @@ def start_tests(account: Account, keys: Sequence[str], user) -> list[TestSend]:
     A command that already has a queued or running test for this account
     keeps that row: a second click never sends a second mail at once.
     """
-    from .tasks import send_test
+    from .tasks import send_test  # here: tasks imports this module
 
     expire_stale()
     batch = uuid.uuid4() if len(keys) > 1 else None
     language = translation.get_language() or settings.LANGUAGE_CODE
-    requested_by = user if getattr(user, "is_authenticated", False) else None
     rows: list[TestSend] = []
     new: list[TestSend] = []
     for key in keys:
@@ -114,11 +112,15 @@ def start_tests(account: Account, keys: Sequence[str], user) -> list[TestSend]:
                     recipient=account.recipient,
                     batch=batch,
                     language=language[:8],
-                    requested_by=requested_by,
+                    requested_by=real_user(user),
                 )
             new.append(send)
-        except IntegrityError:
-            send = TestSend.objects.get(account=account, command=key, state__in=ACTIVE_STATES)
+        except IntegrityError:  # already queued or running: keep that one
+            send = TestSend.objects.filter(
+                account=account, command=key, state__in=ACTIVE_STATES
+            ).first()
+            if send is None:  # it finished in the meantime; the user can click again
+                continue
         rows.append(send)
     if new:
         AuditEntry.record(
@@ -184,14 +186,14 @@ def _stale_reason(row, now, limit: timedelta, alive: set[str]) -> str | None:
     seconds = int(limit.total_seconds())
     with translation.override(language):
         if row.state == State.RUNNING:
-            if row.worker and row.worker not in alive and row.started_at < now - timedelta(
-                seconds=3 * settings.XMAILADMIN_HEARTBEAT_SECONDS
-            ):
+            started = row.started_at or row.created_at
+            beats = timedelta(seconds=3 * settings.XMAILADMIN_HEARTBEAT_SECONDS)
+            if row.worker and row.worker not in alive and started < now - beats:
                 return _(
                     "Worker %(worker)s stopped while the job ran (no more heartbeats). Please"
                     " start it again."
                 ) % {"worker": row.worker}
-            if row.started_at and row.started_at < now - limit:
+            if started < now - limit:
                 return _(
                     "No result within the time limit of %(s)d s; the worker was probably "
                     "stopped."
@@ -281,10 +283,12 @@ def needs_confirmation(old: OrderProposal, new: OrderProposal) -> str | None:
 
 
 def save_order(proposal: OrderProposal) -> None:
+    now = timezone.now()
     with transaction.atomic():
         rows = {r.key: r for r in TransportSetting.ordered()}
         for position, key in enumerate(proposal.order, start=1):
             row = rows[key]
             row.position = position
             row.enabled = key in proposal.enabled
-        TransportSetting.objects.bulk_update(rows.values(), ["position", "enabled"])
+            row.updated_at = now
+        TransportSetting.objects.bulk_update(rows.values(), ["position", "enabled", "updated_at"])

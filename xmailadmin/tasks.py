@@ -20,7 +20,9 @@ from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from transports import detection, registry
 from transports.base import Mode, Target, TargetError
+from transports.message import build_test_message
 from transports.secrecy import redact
 
 from . import services
@@ -28,6 +30,14 @@ from .crypto import PasswordUnreadable
 from .models import Account, ProbeResult, ProbeRun, State, TestSend, Trigger
 
 log = logging.getLogger(__name__)
+# Whether transports can switch certificate verification off for an account.
+_TARGET_HAS_VERIFY = "verify" in {f.name for f in dataclasses.fields(Target)}
+
+
+def _text(value: str | None, limit: int | None = None) -> str:
+    """Tool output as a column takes it: no NUL byte (PostgreSQL refuses it), capped."""
+    text = (value or "").replace("\x00", "\\x00")
+    return text[:limit] if limit else text
 
 
 def _claim(model, pk: int, hostname: str):
@@ -72,8 +82,6 @@ def scheduled_probe(self) -> str:
 
 def _probe(run: ProbeRun) -> None:
     try:
-        from transports import detection
-
         found = detection.probe_all()
         ProbeResult.objects.bulk_create(
             [
@@ -81,15 +89,15 @@ def _probe(run: ProbeRun) -> None:
                     run=run,
                     key=d.key,
                     found=d.found,
-                    path=d.path or "",
-                    version=(d.version or "")[:255],
-                    tls_library=d.tls_library or "",
-                    tls_library_version=d.tls_library_version or "",
+                    path=_text(d.path, 1024),
+                    version=_text(d.version, 255),
+                    tls_library=_text(d.tls_library, 64),
+                    tls_library_version=_text(d.tls_library_version, 64),
                     tls12=d.tls12,
                     tls13=d.tls13,
-                    evidence=list(d.evidence),
-                    ldd_ssl=d.ldd_ssl,
-                    note=d.note,
+                    evidence=[_text(e) for e in d.evidence],
+                    ldd_ssl=_text(d.ldd_ssl),
+                    note=_text(d.note),
                     usable=d.usable,
                     duration_s=d.duration_s,
                 )
@@ -147,9 +155,6 @@ def expire_stale() -> int:
 
 
 def _send(send: TestSend) -> None:
-    from transports import registry
-    from transports.message import build_test_message
-
     account = send.account
     if account is None:
         services.finish(
@@ -183,7 +188,7 @@ def _send(send: TestSend) -> None:
     )
 
     def clean(text: str) -> str:
-        return redact(text or "", account.username, password)
+        return _text(redact(text or "", account.username, password))
 
     try:
         result = registry.get(send.command).send(target, message)
@@ -198,7 +203,15 @@ def _send(send: TestSend) -> None:
 
     warnings = [clean(w) for w in result.warnings]
     if not account.verify:
-        warnings.append(_("Certificate verification is switched off in the account."))
+        if _TARGET_HAS_VERIFY:
+            warnings.append(_("Certificate verification is switched off in the account."))
+        else:
+            warnings.append(
+                _(
+                    "Certificate verification is switched off in the account, but the mail "
+                    "commands still verify: switching it off is not supported yet."
+                )
+            )
     if not result.ok:
         state = State.FAILED
     elif warnings or not result.verified or result.delivered is False:
@@ -233,6 +246,6 @@ def _target(account: Account, send: TestSend, password: str) -> Target:
         "ca_file": account.ca_file or None,
         "timeout": float(settings.XMAILADMIN_SEND_TIMEOUT),
     }
-    if "verify" in {f.name for f in dataclasses.fields(Target)}:
+    if _TARGET_HAS_VERIFY:
         kwargs["verify"] = account.verify
     return Target(**kwargs)

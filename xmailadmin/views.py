@@ -18,6 +18,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -26,7 +27,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from transports.catalogue import BY_KEY, Entry
 
-from . import health, services
+from . import health, pagecache, services
 from .forms import AccountForm, HistoryFilterForm
 from .models import (
     PERM_CHANGE,
@@ -36,7 +37,6 @@ from .models import (
     AuditEntry,
     ProbeResult,
     ProbeRun,
-    State,
     TestSend,
     TransportSetting,
     label,
@@ -74,13 +74,13 @@ def roles(request: HttpRequest) -> dict[str, bool]:
     return {"can_run": user.has_perm(PERM_RUN), "can_change": user.has_perm(PERM_CHANGE)}
 
 
-def _notice(request: HttpRequest, text: str, level: str = "error") -> HttpResponse:
-    """An error shown in the page's notice area (HTMX) or as a message after a redirect."""
+def _notice(request: HttpRequest, text: str, back: str = "dashboard") -> HttpResponse:
+    """An error in the page's notice area (HTMX), or as a message on the page ``back``."""
     if request.htmx:
-        response = render(request, "panel/_notice.html", {"text": text, "level": level})
+        response = render(request, "panel/_notice.html", {"text": text, "level": "error"})
         return retarget(response, "#notice")
-    getattr(messages, level)(request, text)
-    return redirect(request.POST.get("next") or "dashboard")
+    messages.error(request, text)
+    return redirect(back)
 
 
 # --- dashboard ----------------------------------------------------------------
@@ -124,7 +124,9 @@ def _selected_account(request: HttpRequest, account_id: int | None = None) -> Ac
     return Account.default()
 
 
-def _rows(account: Account | None, keys: list[str] | None = None) -> list[CommandRow]:
+def _rows(
+    account: Account | None, keys: list[str] | None = None, run: ProbeRun | None = None
+) -> list[CommandRow]:
     """Commands in the order of use: enabled by position, then the switched-off ones."""
     ordered = TransportSetting.ordered()
     enabled = [s for s in ordered if s.enabled]
@@ -132,7 +134,7 @@ def _rows(account: Account | None, keys: list[str] | None = None) -> list[Comman
     ordered = enabled + [s for s in ordered if not s.enabled]
     if keys is not None:
         ordered = [s for s in ordered if s.key in keys]
-    run = ProbeRun.latest_finished()
+    run = run or ProbeRun.latest_finished()
     probes = {}
     if run is not None:
         probes = {p.key: p for p in run.results.filter(key__in=[s.key for s in ordered])}
@@ -142,24 +144,32 @@ def _rows(account: Account | None, keys: list[str] | None = None) -> list[Comman
     ]
 
 
-def _dashboard_context(request: HttpRequest, account: Account | None) -> dict:
-    active_probe = ProbeRun.objects.filter(state__in=[State.QUEUED, State.RUNNING]).first()
-    return {
-        "account": account,
-        "accounts": Account.objects.all(),
-        "rows": _rows(account),
-        "health": health.current(),
-        "last_probe": ProbeRun.latest_finished(),
-        "probe": active_probe or ProbeRun.objects.first(),
-    }
-
-
 @require_GET
 @panel_view(PERM_VIEW)
 def dashboard(request: HttpRequest) -> HttpResponse:
-    services.expire_stale()
-    account = _selected_account(request)
-    return render(request, "panel/dashboard.html", _dashboard_context(request, account))
+    snap = pagecache.snapshot()
+    if snap.active and services.expire_stale():
+        snap = pagecache.snapshot()
+    state = health.current(snap.newest_heartbeat)
+    roles_ = roles(request)
+    key = pagecache.key(request, snap, state, roles_)
+    html = pagecache.fetch(key)
+    if html is None:
+        account = _selected_account(request)
+        last_probe = ProbeRun.latest_finished()
+        context = {
+            "account": account,
+            "accounts": Account.objects.all(),
+            "rows": _rows(account, run=last_probe),
+            "health": state,
+            "last_probe": last_probe,
+            "probe": ProbeRun.objects.first(),  # the newest: active, failed or passed
+            "csrf_token": pagecache.CSRF_PLACEHOLDER,
+            **roles_,
+        }
+        html = render_to_string("panel/dashboard.html", context, request=request)
+        pagecache.store(key, html)
+    return pagecache.response(request, html)
 
 
 @require_GET
@@ -178,14 +188,11 @@ def command_row(request: HttpRequest, account_id: int, key: str) -> HttpResponse
     if key not in BY_KEY:
         raise Http404
     account = get_object_or_404(Account, pk=account_id)
-    rows = _rows(account, [key])
-    if rows[0].send and rows[0].send.active:
-        services.expire_stale()
-        rows = _rows(account, [key])
-    response = render(
-        request, "panel/dashboard.html#row", {"account": account, "row": rows[0]}
-    )
-    if rows[0].send is None or not rows[0].send.active:
+    (row,) = _rows(account, [key])
+    if row.send and row.send.active and services.expire_stale():
+        (row,) = _rows(account, [key])
+    response = render(request, "panel/dashboard.html#row", {"account": account, "row": row})
+    if row.send is None or not row.send.active:
         response.status_code = HttpResponseStopPolling.status_code
     return response
 
@@ -310,7 +317,10 @@ def account_warnings(account: Account) -> list[str]:
         )
     if not account.verify:
         warnings.append(
-            _("Certificate verification is off: connections are not secure.")
+            _(
+                "Certificate verification is switched off for this account: use that only "
+                "to narrow down a problem."
+            )
         )
     return warnings
 
@@ -389,7 +399,7 @@ def order(request: HttpRequest) -> HttpResponse:
             raise PermissionDenied
         new = services.proposal_from(request.POST.getlist("order"), request.POST.getlist("on"))
         if new is None:
-            return _notice(request, _("Invalid order."))
+            return _notice(request, _("Invalid order."), back="order")
         return _apply_order(
             request, new, AuditEntry.Action.ORDER_CHANGED, " > ".join(new.order)
         )

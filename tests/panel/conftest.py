@@ -45,10 +45,17 @@ def django_db_modify_db_settings(
 
 
 def use_broker(url: str, options: dict | None = None) -> None:
-    """Point this process's Celery app at another broker (drops pooled connections)."""
-    celery_app.close()
+    """Point this process's Celery app at another broker.
+
+    The producer pools are cached per app; they are dropped the same way Celery
+    drops them after a fork (Celery._after_fork), so the next publish connects anew.
+    """
     celery_app.conf.broker_url = url
     celery_app.conf.broker_transport_options = options or {}
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
     health.forget_broker_state()
 
 
@@ -73,6 +80,14 @@ def embedded_broker(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.fixture(autouse=True)
 def _fast_hasher(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    """Each test starts without cached pages (ids repeat after a rolled-back test)."""
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 # --- users and roles -----------------------------------------------------------------

@@ -74,6 +74,13 @@ def test_an_administrator_sets_up_and_tests_mail_in_the_browser(
     # Account pointing at the test SMTP server.
     page.click("text=SMTP-Konto anlegen")
     page.fill("#id_name", "Testserver")
+    page.fill("#id_host", "smtp;reboot")
+    page.fill("#id_port", "65536")
+    page.click("button[type=submit].primary")
+    assert "Es wurde nichts gespeichert" in page.locator(".notice-error").inner_text()
+    assert "zwischen 1 und 65535" in page.locator(".field.has-error").nth(1).inner_text()
+    page.screenshot(path=str(SHOTS / "account-form-errors.png"), full_page=True)
+    assert not Account.objects.exists()
     page.fill("#id_host", smtp_server.host)
     page.fill("#id_port", str(smtp_server.starttls_port))
     page.fill("#id_username", smtp_server.user)
@@ -161,3 +168,25 @@ def test_an_administrator_reorders_by_dragging_and_by_buttons(page, live_server,
     page.locator("#order-confirm button").click()
     page.locator("#order-confirm").wait_for(state="detached")
     assert [s.key for s in TransportSetting.ordered()][0] == "mutt"
+
+
+def test_support_sees_the_empty_states_and_switches_to_english(
+    page, live_server, support_user, offline_account
+):
+    base = live_server.url
+    page.goto(f"{base}/login/")
+    page.fill("#id_username", "support")
+    page.fill("#id_password", "pw-support")
+    page.click("button[type=submit].primary")
+    page.wait_for_url(f"{base}/")
+    assert page.locator("#no-probe").is_visible()
+    assert page.locator("#test-all").count() == 1  # support may test ...
+    page.goto(f"{base}/accounts/")
+    assert page.locator("text=Bearbeiten").count() == 0  # ... but not change
+    page.goto(f"{base}/")
+    page.screenshot(path=str(SHOTS / "dashboard-empty-support.png"), full_page=True)
+    page.click(".langswitch button[value=en]")
+    page.wait_for_url(f"{base}/")
+    assert page.locator("h1").inner_text() == "Mail commands of this server"
+    assert "No probe yet." in page.locator("#probe").inner_text()
+    page.screenshot(path=str(SHOTS / "dashboard-english.png"), full_page=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -56,8 +57,9 @@ def test_the_panel_refuses_a_short_secret_key(tmp_path):
 
     env = {**os.environ, "DJANGO_SECRET_KEY": "short", "XMAILADMIN_VAR_DIR": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True
-    )
+        [sys.executable, "manage.py", "check"],
+        env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
     assert result.returncode != 0 and "DJANGO_SECRET_KEY" in result.stderr
 
 
@@ -125,3 +127,24 @@ def test_createadmin_makes_a_support_user(settings, tmp_path):
     user = get_user_model().objects.get(username="helpdesk")
     assert user.has_perm("xmailadmin.run_checks")
     assert not user.has_perm("xmailadmin.change_settings")
+
+
+def test_every_german_translation_is_there_and_compiled():
+    import ast
+    import gettext
+    import re
+
+    folder = Path(__file__).resolve().parents[2] / "xmailadmin/locale/de/LC_MESSAGES"
+    po = (folder / "django.po").read_text()
+    compiled = gettext.GNUTranslations((folder / "django.mo").open("rb"))
+    entries = re.findall(r'\nmsgid ((?:".*"\n)+)msgstr ((?:".*"\n?)+)', po)
+    assert len(entries) > 200
+
+    def text(block: str) -> str:  # po strings use Python's escapes (\" \\ \n)
+        return "".join(ast.literal_eval(line) for line in re.findall(r'".*"', block))
+
+    for msgid_block, msgstr_block in entries:
+        msgid, msgstr = text(msgid_block), text(msgstr_block)
+        if msgid:
+            assert msgstr, f"no German for {msgid!r}"
+            assert compiled.gettext(msgid) == msgstr, f".mo is older than .po: {msgid!r}"

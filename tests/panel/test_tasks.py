@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import logging
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
@@ -231,3 +232,48 @@ def test_a_restarted_worker_fails_what_it_was_running(offline_account):
     probe.refresh_from_db()
     assert send.state == probe.state == State.FAILED
     assert "neu gestartet" in send.reason
+
+
+def test_beat_probes_on_the_configured_schedule(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["probe-all"]
+    assert entry["task"] == "xmailadmin.tasks.scheduled_probe"
+    assert entry["schedule"].total_seconds() == settings.XMAILADMIN_PROBE_INTERVAL
+
+
+def test_a_probe_interval_of_zero_turns_the_scheduled_probe_off(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XMAILADMIN_PROBE_INTERVAL": "0", "XMAILADMIN_VAR_DIR": str(tmp_path)}
+    code = "from django.conf import settings; print(sorted(settings.CELERY_BEAT_SCHEDULE))"
+    out = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        env={**env, "DJANGO_SETTINGS_MODULE": "xmailadmin.settings"},
+        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[2],
+    ).stdout  # fmt: skip
+    assert "probe-all" not in out and "expire-stale-rows" in out
+
+
+def test_the_scheduled_probe_runs_inline_and_skips_while_one_is_active():
+    from xmailadmin.tasks import scheduled_probe
+
+    assert scheduled_probe.apply().get() == "passed"
+    run = ProbeRun.objects.get()
+    assert run.trigger == "scheduled" and run.results.count() > 0
+    ProbeRun.objects.create(state=State.QUEUED)
+    assert scheduled_probe.apply().get() == "skipped"
+
+
+def test_tool_output_with_nul_bytes_is_stored_escaped(account, monkeypatch):
+    from transports import registry
+    from transports.base import SendResult, Step
+
+    class Chatty:
+        def send(self, target, message):
+            return SendResult(ok=True, step=Step.DONE, reason="sent", transcript="a\x00b")
+
+    monkeypatch.setattr(registry, "get", lambda key: Chatty())
+    send = queue_and_run(account, "perl")
+    assert send.state == State.PASSED
+    assert send.transcript == "a\\x00b"

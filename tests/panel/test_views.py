@@ -352,7 +352,7 @@ def test_switching_verification_off_is_warned(admin_web):
     data = account_data()
     del data["verify"]
     response = admin_web.post(reverse("account-new"), data, follow=True)
-    assert "Zertifikatsprüfung ist ausgeschaltet" in response.content.decode()
+    assert "Zertifikatsprüfung ist für dieses Konto ausgeschaltet" in response.content.decode()
 
 
 def test_one_account_is_the_default(admin_web, offline_account):
@@ -407,3 +407,71 @@ def test_heartbeat_older_than_three_beats_means_no_worker(admin_web, offline_acc
     html = admin_web.get(reverse("dashboard")).content.decode()
     assert "Kein Worker läuft" in html
     assert "Letztes Lebenszeichen" in html
+
+
+# --- the dashboard's page cache -------------------------------------------------------------
+
+
+def test_the_cached_dashboard_carries_each_requests_own_csrf_token(admin_web, offline_account):
+    from xmailadmin.pagecache import CSRF_PLACEHOLDER
+
+    first = admin_web.get(reverse("dashboard"))
+    second = admin_web.get(reverse("dashboard"))
+    for response in (first, second):
+        html = response.content.decode()
+        assert CSRF_PLACEHOLDER not in html
+        assert 'name="csrfmiddlewaretoken" value="' in html
+    token = second.content.decode().split('"X-CSRFToken": "')[1].split('"')[0]
+    response = admin_web.post(
+        reverse("order-toggle"), {"key": "curl"}, HTTP_X_CSRFTOKEN=token, **HTMX
+    )
+    assert response.status_code == 200
+
+
+def test_the_dashboard_shows_a_change_at_once_despite_the_cache(admin_web, offline_account):
+    admin_web.get(reverse("dashboard"))
+    send = TestSend.objects.create(
+        account=offline_account, account_name="Büro", command="curl", recipient="a@example.org",
+        state=State.RUNNING, worker="celery@test",
+    )  # fmt: skip
+    html = admin_web.get(reverse("dashboard")).content.decode()
+    assert 'data-state="running"' in html
+    from django.utils import timezone
+
+    TestSend.objects.filter(pk=send.pk).update(
+        state=State.FAILED, reason="535 nope", finished_at=timezone.now()
+    )
+    html = admin_web.get(reverse("dashboard")).content.decode()
+    assert "535 nope" in html
+    services_order = reverse("order-move")
+    admin_web.post(services_order, {"key": "curl", "direction": "up"})
+    html = admin_web.get(reverse("dashboard")).content.decode()
+    assert html.index('id="row-curl"') < html.index('id="row-perl"')
+
+
+def test_the_cached_dashboard_is_per_user_and_role(client, panel_admin, support_user, rows):
+    client.force_login(panel_admin)
+    assert "chef" in client.get(reverse("dashboard")).content.decode()
+    client.force_login(support_user)
+    html = client.get(reverse("dashboard")).content.decode()
+    assert "support · Support" in html and "chef ·" not in html
+
+
+def test_an_unreachable_redis_is_reported_quickly(
+    admin_web, offline_account, worker_alive, refused_port, embedded_broker
+):
+    import time
+
+    from tests.panel.conftest import use_broker
+
+    use_broker(f"redis://127.0.0.1:{refused_port}/0")
+    try:
+        start = time.monotonic()
+        html = admin_web.get(reverse("dashboard")).content.decode()
+        assert time.monotonic() - start < 5
+        assert "Broker nicht erreichbar" in html
+        response = admin_web.post(reverse("send-one", args=[offline_account.pk, "curl"]), **HTMX)
+        assert "Broker" in response.content.decode()
+        assert not TestSend.objects.exists()
+    finally:
+        use_broker("filesystem://", embedded_broker)

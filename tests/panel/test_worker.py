@@ -24,7 +24,7 @@ TEST_ID_HEADER = "X-Xmailadmin-Test-Id"
 COMMANDS = ["python3", "curl", "mailx-heirloom"]  # two that send, one that is never on Debian 12
 
 
-def poll_until_final(client, url: str, timeout: float = 90) -> None:
+def poll_until_final(client, url: str, timeout: float = 60, log=None) -> None:
     """What the page does: GET every few hundred ms until the server answers 286."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -33,7 +33,8 @@ def poll_until_final(client, url: str, timeout: float = 90) -> None:
         if response.status_code == 286:
             return
         time.sleep(0.3)
-    raise AssertionError(f"{url} still polling after {timeout} s")
+    tail = (log() if log else "")[-4000:]
+    raise AssertionError(f"{url} still polling after {timeout} s\n{tail}")
 
 
 def test_test_all_and_a_probe_run_in_a_real_worker(live_worker, smtp_server, client, panel_admin):
@@ -65,7 +66,8 @@ def test_test_all_and_a_probe_run_in_a_real_worker(live_worker, smtp_server, cli
         response = client.post(reverse("send-all", args=[account.pk]), **HTMX)
         assert response.status_code == 200, response.content[:500]
         for key in COMMANDS:
-            poll_until_final(client, reverse("row", args=[account.pk, key]))
+            url = reverse("row", args=[account.pk, key])
+            poll_until_final(client, url, log=live_worker.log_text)
         click_to_final = time.monotonic() - started
 
         run_response = client.post(reverse("probe-start"), **HTMX)
