@@ -22,6 +22,10 @@ from .run import RunOutput
 from .secrecy import redact
 
 TRANSCRIPT_LIMIT = 20_000
+NOT_VERIFIED_BY_TOOL = "the server certificate was not verified: this command does not check it"
+NOT_VERIFIED_SWITCHED_OFF = "the server certificate was not verified: the check is switched off"
+# Control characters a tool may echo (a SASL debug line holds NULs); databases refuse NUL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def shorten(text: str, limit: int = TRANSCRIPT_LIMIT) -> str:
@@ -108,6 +112,7 @@ class Target:
     recipient: str
     mode: Mode | None = None  # None: derived from the port
     ca_file: str | None = None
+    verify: bool = True  # False: the account switched the certificate check off (warned)
     timeout: float = 30.0
     helo: str = "xmailadmin.localdomain"
 
@@ -194,6 +199,8 @@ class Transport:
     verifies_certificate: ClassVar[bool] = True
     # Headers the tool is known to rewrite: shown on every pass as a warning.
     rewrites: ClassVar[str] = ""
+    # Whether it can be told to skip the certificate check (mutt cannot, in batch mode).
+    can_skip_verification: ClassVar[bool] = True
 
     def __init__(self, executable: str | None = None) -> None:
         self._executable = executable
@@ -228,12 +235,13 @@ class Transport:
         # One place removes secrets, so no transport can forget to.
         for name in ("transcript", "reason", "detail"):
             text = redact(getattr(result, name), target.user, target.password)
-            setattr(result, name, shorten(text))
+            setattr(result, name, shorten(_CONTROL.sub("", text)))
         if result.ok and not self.verifies_certificate:
             result.verified = False
-            result.warnings.append(
-                "the server certificate was not verified: this command does not check it"
-            )
+            result.warnings.append(NOT_VERIFIED_BY_TOOL)
+        elif result.ok and not target.verify and self.can_skip_verification:
+            result.verified = False
+            result.warnings.append(NOT_VERIFIED_SWITCHED_OFF)
         if result.ok and self.rewrites:
             result.warnings.append(self.rewrites)
         return result

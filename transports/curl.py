@@ -52,6 +52,8 @@ class Curl(CommandTransport):
             argv.append("--ssl-reqd")
         if target.ca_file:
             argv += ["--cacert", target.ca_file]
+        if not target.verify:
+            argv.append("--insecure")
         # The password travels on stdin as a config line, never in argv.
         config = config_line("user", f"{target.user}:{target.password}")
         return Invocation(argv, stdin=config.encode())

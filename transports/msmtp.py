@@ -28,6 +28,7 @@ class Msmtp(CommandTransport):
             f"--from={target.sender}", f"--domain={target.helo}",
             f"--timeout={max(1, int(target.timeout - 1))}",
             f"--tls-trust-file={target.ca_file or 'system'}",
+            f"--tls-certcheck={'on' if target.verify else 'off'}",
             "--", target.recipient,
         ]  # fmt: skip
         return Invocation(argv, stdin=message)

@@ -106,9 +106,9 @@ class OpensslSClient(Transport):
             f"{target.url_host}:{target.port}",
             "-brief",
             "-ign_eof",
-            "-verify_return_error",
-            *check,
         ]
+        if target.verify:
+            argv += ["-verify_return_error", *check]
         if target.ca_file:
             argv += ["-CAfile", target.ca_file]
         if not target.implicit_tls:

@@ -43,6 +43,8 @@ class SNail(CommandTransport):
             argv.append("-Ssmtp-use-starttls")
         if target.ca_file:
             argv += [f"-Stls-ca-file={target.ca_file}", "-Stls-ca-no-defaults"]
+        if not target.verify:
+            argv.append("-Stls-verify=ignore")
         return Invocation([*argv, "-t"], stdin=with_utf8_headers(message), env={"MAILRC": rc})
 
 

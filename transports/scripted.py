@@ -46,6 +46,8 @@ class ScriptTransport(CommandTransport):
         ]  # fmt: skip
         if target.ca_file:
             argv += ["--ca-file", target.ca_file]
+        if not target.verify:
+            argv.append("--insecure")
         return Invocation(argv, stdin=target.password.encode() + b"\n")
 
     def outcome(self, out: RunOutput, target: Target) -> SendResult:

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from transports.base import Mode as PortMode
 from transports.catalogue import BY_KEY, CATALOGUE, STATUS_LABELS, Entry
 
+from . import reasons
 from .crypto import decrypt, encrypt
 
 ADMIN_GROUP = "Administrator"
@@ -255,6 +256,7 @@ class TestSend(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     step = models.CharField(max_length=32, blank=True)
     reason = models.TextField(blank=True)
+    reason_code = models.CharField(max_length=32, blank=True)  # transports' name of the reason
     detail = models.TextField(blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
     transcript = models.TextField(blank=True)
@@ -299,6 +301,15 @@ class TestSend(models.Model):
     @property
     def entry(self) -> Entry | None:
         return BY_KEY.get(self.command)
+
+    @property
+    def explanation(self) -> str:
+        """The reason in the reader's language."""
+        return reasons.explain(self)
+
+    @property
+    def warnings_shown(self) -> list[str]:
+        return [reasons.warning(w) for w in self.warnings]
 
     @property
     def command_label(self) -> str:

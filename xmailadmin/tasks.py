@@ -9,7 +9,6 @@ and goes nowhere else: not into task arguments, logs or the row.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from celery import shared_task
@@ -30,8 +29,6 @@ from .crypto import PasswordUnreadable
 from .models import Account, ProbeResult, ProbeRun, State, TestSend, Trigger
 
 log = logging.getLogger(__name__)
-# Whether transports can switch certificate verification off for an account.
-_TARGET_HAS_VERIFY = "verify" in {f.name for f in dataclasses.fields(Target)}
 
 
 def _text(value: str | None, limit: int | None = None) -> str:
@@ -201,17 +198,8 @@ def _send(send: TestSend) -> None:
         )
         return
 
+    # Kept as transports spells them: pages translate them for whoever reads.
     warnings = [clean(w) for w in result.warnings]
-    if not account.verify:
-        if _TARGET_HAS_VERIFY:
-            warnings.append(_("Certificate verification is switched off in the account."))
-        else:
-            warnings.append(
-                _(
-                    "Certificate verification is switched off in the account, but the mail "
-                    "commands still verify: switching it off is not supported yet."
-                )
-            )
     if not result.ok:
         state = State.FAILED
     elif warnings or not result.verified or result.delivered is False:
@@ -223,6 +211,7 @@ def _send(send: TestSend) -> None:
         state=state,
         step=result.step.value,
         reason=clean(result.reason),
+        reason_code=result.reason_code,
         detail=clean(result.detail),
         exit_code=result.exit_code,
         transcript=clean(result.transcript),
@@ -245,7 +234,6 @@ def _target(account: Account, send: TestSend, password: str) -> Target:
         "mode": Mode(account.mode) if account.mode else None,
         "ca_file": account.ca_file or None,
         "timeout": float(settings.XMAILADMIN_SEND_TIMEOUT),
+        "verify": account.verify,
     }
-    if _TARGET_HAS_VERIFY:
-        kwargs["verify"] = account.verify
     return Target(**kwargs)

@@ -136,3 +136,25 @@ def test_starttls_against_an_implicit_tls_port_is_stopped_not_hung(command, smtp
     assert not result.ok
     assert result.step in (Step.TIMEOUT, Step.TLS, Step.CONNECT), result.transcript
     assert result.duration_s < 4.0 + 3
+
+
+def test_with_the_check_switched_off_it_sends_but_never_says_verified(command, smtp, mail_test_id):
+    target = make_target(smtp, Mode.SMTPS, port=smtp.other_ca_smtps_port, verify=False)
+    result = command.transport().send(target, sent_message(command.key, mail_test_id))
+
+    if command.key == "mutt":
+        # mutt cannot be told to accept an untrusted chain without a person to ask.
+        assert not result.ok and result.step is Step.TLS
+        return
+    assert result.ok, result.transcript
+    assert result.verified is False
+    assert any("not verified" in w for w in result.warnings)
+    smtp.wait_for(header_is(TEST_ID_HEADER, mail_test_id))
+
+
+def test_transcripts_carry_no_control_characters(command, smtp):
+    result = command.transport().send(
+        make_target(smtp, Mode.STARTTLS, password="wrong-Passw0rd"), sent_message(command.key, "x")
+    )
+
+    assert not any(ord(c) < 32 and c not in "\n\t\r" for c in result.transcript)

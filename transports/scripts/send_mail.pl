@@ -19,7 +19,7 @@ my %EXIT = (done => 0, auth => 3, tls => 4, connect => 5, mail_from => 6,
 
 my %opt = (timeout => 30, helo => 'localhost');
 GetOptions(\%opt, 'host=s', 'port=i', 'mode=s', 'user=s', 'password-file=s', 'from=s',
-           'to=s', 'ca-file=s', 'timeout=f', 'helo=s', 'message=s')
+           'to=s', 'ca-file=s', 'timeout=f', 'helo=s', 'message=s', 'insecure')
     or exit 2;
 for my $required (qw(host port user password-file from to message)) {
     unless (defined $opt{$required}) { print STDERR "missing --$required\n"; exit 2 }
@@ -65,10 +65,12 @@ my $password = read_password($opt{'password-file'});
 my $message = slurp($opt{message});
 $message =~ s/\r\n/\n/g;   # Net::SMTP's datasend turns every \n into CRLF itself
 
-my @tls = (
+my @tls = $opt{insecure} ? (SSL_verify_mode => SSL_VERIFY_NONE) : (
     SSL_verify_mode => SSL_VERIFY_PEER,
     SSL_verifycn_name => $opt{host},
     SSL_verifycn_scheme => 'smtp',
+);
+push @tls, (
     SSL_hostname => $opt{host},
     SSL_version => 'SSLv23:!SSLv3:!TLSv1:!TLSv1_1',
     ($opt{'ca-file'} ? (SSL_ca_file => $opt{'ca-file'}) : ()),

@@ -113,10 +113,10 @@ def read_password(path):
     return line.decode("utf-8").rstrip(u"\r\n")
 
 
-def tls_context(ca_file):
+def tls_context(ca_file, verify=True):
     context = ssl.create_default_context(cafile=ca_file)
-    context.check_hostname = True
-    context.verify_mode = ssl.CERT_REQUIRED
+    context.check_hostname = verify
+    context.verify_mode = ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
     if hasattr(ssl, "TLSVersion"):
         context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
@@ -129,7 +129,7 @@ def tls_version(client):
 
 def send(args, password, message):
     """Return (result, exception); result["step"] is where it stopped, "done" when sent."""
-    client = Client(tls_context(args.ca_file), args.host, args.mode == "smtps",
+    client = Client(tls_context(args.ca_file, not args.insecure), args.host, args.mode == "smtps",
                     args.timeout, args.helo)
     client.set_debuglevel(1)
     tls = None
@@ -181,6 +181,7 @@ def main(argv=None):
     parser.add_argument("--from", dest="sender", required=True)
     parser.add_argument("--to", dest="recipient", required=True)
     parser.add_argument("--ca-file")
+    parser.add_argument("--insecure", action="store_true", help="do not check the certificate")
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--helo", default=socket.getfqdn())
     parser.add_argument("--message", required=True, help="file with the RFC 5322 message")
