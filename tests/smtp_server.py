@@ -355,6 +355,11 @@ class _TestSMTP(SMTP):
         if self._raw_transport is None:
             self._raw_transport = transport
             self._connections.add(transport)
+            # aiosmtpd writes each EHLO line on its own; without TCP_NODELAY every line
+            # after the first waits ~40 ms for the client's delayed ACK.
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
