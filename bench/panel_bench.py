@@ -1,6 +1,6 @@
 """Panel benchmark (issue 3): dashboard latency and "test all" click-to-final.
 
-    .venv/bin/python tests/artifacts/panel_bench.py [--requests 40] [--redis URL]
+    .venv/bin/python bench/panel_bench.py [--requests 40] [--redis URL]
 
 Starts, on loopback only: the SMTP test server (tests/smtp_server.py), gunicorn as
 scripts/run.sh starts it (2 workers x 8 threads) and a Celery worker (16 processes)
@@ -29,7 +29,7 @@ import time
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -81,9 +81,13 @@ def main() -> None:
     py = sys.executable
     subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=REPO, check=True)
 
+    import logging
+
     import django
 
     django.setup()
+    # Django's logging config would print every SMTP line of the in-process test server.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     from django.contrib.auth import (
         BACKEND_SESSION_KEY,
         HASH_SESSION_KEY,
