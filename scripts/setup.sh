@@ -16,6 +16,7 @@ TEST_PACKAGES=(
     postfix msmtp s-nail mutt mailutils bsd-mailx curl openssl
     libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl
     chromium redis-server redis-tools gettext make
+    libgnutls-dane0 libidn12  # exim's libraries: tests run a private exim beside postfix
 )
 packages=("${RUN_PACKAGES[@]}")
 [ "$profile" = test ] && packages+=("${TEST_PACKAGES[@]}")

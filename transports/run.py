@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 # What a mail command needs from the environment; everything else is dropped.
+GRACE_SECONDS = 2.0
 _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYENV_VERSION", "PYENV_ROOT")
 
 
@@ -49,6 +50,20 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+def _drain(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+    """What the killed group wrote. A helper that started its own session (exim's
+    delivery process) survives the group kill and may hold our pipes open: stop
+    waiting for it after a moment rather than hang."""
+    try:
+        return proc.communicate(timeout=GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        proc.wait()
+        return b"", b""
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -78,7 +93,7 @@ def run(
     except subprocess.TimeoutExpired:
         timed_out = True
         _kill_group(proc)
-        out, err = proc.communicate()
+        out, err = _drain(proc)
     finally:
         # Helpers a tool left behind die with it.
         _kill_group(proc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import Account, AuditEntry, ProbeRun, TestSend
+from .models import Account, AuditEntry, ProbeRun, RelayCheck, TestSend
 
 
 @admin.register(Account)
@@ -36,3 +36,9 @@ class ProbeRunAdmin(ReadOnlyAdmin):
 class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ["at", "username", "action", "target", "detail"]
     list_filter = ["action"]
+
+
+@admin.register(RelayCheck)
+class RelayCheckAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "mta", "kind", "account_name", "state", "error"]
+    list_filter = ["mta", "kind", "state"]

@@ -8,6 +8,7 @@ the password, which may contain any printable character.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import unicodedata
 from pathlib import Path
@@ -96,11 +97,16 @@ class AccountForm(forms.ModelForm):
             "sender",
             "recipient",
             "ca_file",
+            "tls_name",
             "verify",
             "is_default",
         ]
         help_texts = {
             "ca_file": _("Optional: path to a CA file (PEM) on this server."),
+            "tls_name": _(
+                "Only for postfix and exim as relays, when the server is given as an IP "
+                "address: the host name in its certificate, so that it can be checked."
+            ),
             "verify": _("Switch off only to narrow down a problem."),
         }
 
@@ -168,6 +174,26 @@ class AccountForm(forms.ModelForm):
                 params={"path": value},
             )
         return value
+
+    def clean_tls_name(self) -> str:
+        value = self.cleaned_data.get("tls_name", "").strip()
+        if not value:
+            return ""
+        reject_shell_chars(value)
+        try:
+            name = normalise_host(value)
+        except TargetError:
+            raise ValidationError(
+                _("“%(value)s” is not a valid host name."), code="host", params={"value": value}
+            ) from None
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:  # a name, as it should be
+            return value.rstrip(".")
+        raise ValidationError(
+            _("Please give the host name in the certificate (not an IP address)."),
+            code="tls_name",
+        )
 
     def save(self, commit: bool = True) -> Account:
         account = super().save(commit=False)

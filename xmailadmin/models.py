@@ -89,6 +89,9 @@ class Account(models.Model):
     sender = models.CharField(_("Sender address"), max_length=254)
     recipient = models.CharField(_("Test recipient"), max_length=254)
     ca_file = models.CharField(_("CA file"), max_length=1024, blank=True)
+    # The name in the server's certificate, for relays (postfix checks names, never
+    # addresses): needed only when the host is given as an IP address.
+    tls_name = models.CharField(_("Certificate name (relays)"), max_length=253, blank=True)
     verify = models.BooleanField(_("Verify certificate"), default=True)
     is_default = models.BooleanField(_("Default account"), default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -312,6 +315,25 @@ class TestSend(models.Model):
         return [reasons.warning(w) for w in self.warnings]
 
     @property
+    def delivery(self) -> str:
+        """What the local relay did with the message, for the postfix and exim rows:
+        delivered, deferred, bounced, still_queued, unverified; "" for other commands."""
+        if self.delivered:
+            return "delivered"
+        if self.reason_code == "still_queued":
+            return "still_queued"
+        if self.delivered is False:
+            # transports words it "deferred by the local postfix ..." / "bounced by ..."
+            return "bounced" if self.reason.startswith("bounced") else "deferred"
+        if self.reason_code in reasons.UNVERIFIED_CODES:
+            return "unverified"
+        return ""
+
+    @property
+    def delivery_label(self) -> str:
+        return str(reasons.DELIVERY.get(self.delivery, ""))
+
+    @property
     def command_label(self) -> str:
         entry = self.entry
         return label(entry) if entry else self.command
@@ -343,6 +365,10 @@ class AuditEntry(models.Model):
         PROBE_STARTED = "probe_started", _("Probe started")
         TEST_SENT = "test_sent", _("Test mail sent")
         KEY_ROTATED = "key_rotated", _("Key rotated")
+        RELAY_CHECK = "relay_check", _("Relay check started")
+        RELAY_APPLY = "relay_apply", _("Relay configuration confirmed")
+        RELAY_APPLIED = "relay_applied", _("Relay configuration written")
+        RELAY_NOT_APPLIED = "relay_not_applied", _("Relay configuration not written")
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(
@@ -367,6 +393,95 @@ class AuditEntry(models.Model):
             target=target[:255],
             detail=detail,
         )
+
+
+class RelayCheck(models.Model):
+    """One look at a relay (postfix or exim) for one account, or one write of its
+    configuration followed by that look. Written by the relay tasks; the relay page
+    shows the newest. Holds no secret: the generated configuration is stored masked.
+    """
+
+    class Kind(models.TextChoices):
+        CHECK = "check", _("Check")
+        APPLY = "apply", _("Apply")
+
+    mta = models.CharField(max_length=16, db_index=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.CHECK)
+    account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.SET_NULL)
+    account_name = models.CharField(max_length=100)
+    # The check whose configuration the administrator confirmed (apply only).
+    confirmed = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    status = models.JSONField(default=dict, blank=True)  # RelayStatus.to_dict()
+    differences = models.JSONField(default=list, blank=True)  # [Difference.to_dict()]
+    config = models.JSONField(default=dict, blank=True)  # GeneratedConfig.to_dict(), masked
+    config_error = models.TextField(blank=True)  # why no configuration could be made
+    result = models.JSONField(default=dict, blank=True)  # ApplyResult.to_dict() (apply)
+    error = models.TextField(blank=True)
+    language = models.CharField(max_length=8, default="de")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One job per relay at a time: a check must not read half-written files.
+            models.UniqueConstraint(
+                fields=["mta"],
+                condition=Q(state__in=["queued", "running"]),
+                name="one_active_job_per_relay",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.mta} {self.kind} ({self.state})"
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def css(self) -> str:
+        return STATE_CSS[State(self.state)]
+
+    @property
+    def differences_shown(self) -> list[dict[str, str]]:
+        """Each difference with its sentence in the reader's language."""
+        german = get_language() == "de"
+        return [{**d, "text": d.get("de" if german else "en", "")} for d in self.differences]
+
+    @property
+    def notes_shown(self) -> list[str]:
+        notes = [*self.status.get("notes", []), *self.config.get("notes", [])]
+        return [reasons.translate(n) for n in notes]
+
+    @property
+    def result_reason(self) -> str:
+        if not self.result:
+            return ""
+        german = get_language() == "de"
+        return self.result.get("reason_de" if german else "reason", "")
+
+    @property
+    def error_shown(self) -> str:
+        return reasons.translate(self.error)
+
+    @property
+    def config_error_shown(self) -> str:
+        return reasons.translate(self.config_error)
+
+    @classmethod
+    def latest(cls, mta: str, account: Account | None) -> RelayCheck | None:
+        if account is None:
+            return None
+        return cls.objects.filter(mta=mta, account=account).first()
 
 
 class WorkerHeartbeat(models.Model):

@@ -25,6 +25,7 @@ from .models import (
     Account,
     AuditEntry,
     ProbeRun,
+    RelayCheck,
     State,
     TestSend,
     TransportSetting,
@@ -139,10 +140,80 @@ def start_tests(account: Account, keys: Sequence[str], user) -> list[TestSend]:
     return rows
 
 
+# --- relays -----------------------------------------------------------------------
+
+
+def start_relay_check(mta: str, account: Account, user) -> RelayCheck:
+    """Queue a look at the relay for ``account``; a job already queued or running for
+    this relay is returned instead (a check must not read files an apply is writing)."""
+    from .tasks import relay_check  # here: tasks imports this module
+
+    job = RelayCheck(mta=mta, kind=RelayCheck.Kind.CHECK)
+    row = _start_relay_job(
+        relay_check, job, account, user, AuditEntry.Action.RELAY_CHECK, detail=account.name
+    )
+    if row.pk != job.pk and (row.kind != job.kind or row.account_id != account.pk):
+        raise _busy(mta)
+    return row
+
+
+def _busy(mta: str) -> NotAccepted:
+    return NotAccepted(
+        _("Another job on %(mta)s is still running; try again when it has finished.")
+        % {"mta": mta}
+    )
+
+
+def start_relay_apply(confirmed: RelayCheck, user) -> RelayCheck:
+    """Queue the write of the configuration the administrator saw in ``confirmed``."""
+    from .tasks import relay_apply  # here: tasks imports this module
+
+    account = confirmed.account
+    if account is None:
+        raise NotAccepted(_("The account was deleted."))
+    files = [confirmed.config.get("settings_path", "")]
+    files += [f["path"] for f in confirmed.config.get("files", [])]
+    job = RelayCheck(mta=confirmed.mta, kind=RelayCheck.Kind.APPLY, confirmed=confirmed)
+    row = _start_relay_job(
+        relay_apply,
+        job,
+        account,
+        user,
+        AuditEntry.Action.RELAY_APPLY,
+        detail=f"{account.name}: " + ", ".join(f for f in files if f),
+    )
+    if row.pk != job.pk:
+        raise _busy(confirmed.mta)
+    return row
+
+
+def _start_relay_job(task, job: RelayCheck, account: Account, user, action, detail) -> RelayCheck:
+    expire_stale()
+    job.account = account
+    job.account_name = account.name
+    job.requested_by = real_user(user)
+    job.language = (translation.get_language() or settings.LANGUAGE_CODE)[:8]
+    try:
+        with transaction.atomic():
+            job.save()
+    except IntegrityError:  # a job on this relay is queued or running: show that one
+        active = RelayCheck.objects.filter(mta=job.mta, state__in=ACTIVE_STATES).first()
+        if active is not None:
+            return active
+        raise NotAccepted(_("Please try again.")) from None
+    AuditEntry.record(user, action, target=job.mta, detail=detail)
+    try:
+        _publish(task, check_id=job.id)
+    except NotAccepted as exc:
+        finish(job, state=State.FAILED, error=str(exc))
+        raise
+    return job
+
+
 # --- final states -------------------------------------------------------------
 
 
-def finish(row: TestSend | ProbeRun, *, state: str, **fields) -> bool:
+def finish(row: TestSend | ProbeRun | RelayCheck, *, state: str, **fields) -> bool:
     """Move an active row to a final state; False if it was already final."""
     fields.update(state=state, finished_at=timezone.now())
     updated = type(row).objects.filter(pk=row.pk, state__in=ACTIVE_STATES).update(**fields)
@@ -162,7 +233,7 @@ def expire_stale() -> int:
     limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 15)
     alive: set[str] | None = None
     count = 0
-    for model in (TestSend, ProbeRun):
+    for model in (TestSend, ProbeRun, RelayCheck):
         for row in model.objects.filter(state__in=ACTIVE_STATES):
             if alive is None:
                 alive = set(
@@ -208,7 +279,7 @@ def _stale_reason(row, now, limit: timedelta, alive: set[str]) -> str | None:
 def fail_rows_of_worker(hostname: str) -> int:
     """A worker (re)starting under this name: whatever it was running is lost."""
     count = 0
-    for model in (TestSend, ProbeRun):
+    for model in (TestSend, ProbeRun, RelayCheck):
         for row in model.objects.filter(state=State.RUNNING, worker=hostname):
             language = getattr(row, "language", None) or settings.LANGUAGE_CODE
             with translation.override(language):

@@ -201,6 +201,25 @@ if XMAILADMIN_SEND_TIMEOUT >= CELERY_TASK_SOFT_TIME_LIMIT:
 # The worker writes a heartbeat row this often; three missed beats = no worker.
 XMAILADMIN_HEARTBEAT_SECONDS = envint("XMAILADMIN_HEARTBEAT_SECONDS", 5, minimum=1)
 
+# The relays the "Relay server" page checks, configures and tests, and the postfix and
+# exim rows of the overview follow. Empty: the system's own (/etc/postfix, Debian's
+# exim4). Set them for a postfix with another configuration directory (postfix -c DIR)
+# or a private copy of exim (docs/relays.md).
+XMAILADMIN_POSTFIX_CONFIG_DIR = envstr("XMAILADMIN_POSTFIX_CONFIG_DIR")
+XMAILADMIN_EXIM_BINARY = envstr("XMAILADMIN_EXIM_BINARY")
+XMAILADMIN_EXIM_CONF_DIR = envstr("XMAILADMIN_EXIM_CONF_DIR")
+XMAILADMIN_EXIM_CONFIG_FILE = envstr("XMAILADMIN_EXIM_CONFIG_FILE")
+XMAILADMIN_EXIM_UPDATE_CONF = envstr("XMAILADMIN_EXIM_UPDATE_CONF")
+for _name in (
+    "XMAILADMIN_POSTFIX_CONFIG_DIR",
+    "XMAILADMIN_EXIM_BINARY",
+    "XMAILADMIN_EXIM_CONF_DIR",
+    "XMAILADMIN_EXIM_CONFIG_FILE",
+    "XMAILADMIN_EXIM_UPDATE_CONF",
+):
+    if globals()[_name] and not globals()[_name].startswith("/"):
+        raise ConfigError(f"{_name}={globals()[_name]!r}: expected an absolute path")
+
 CELERY_BEAT_SCHEDULE = {
     "expire-stale-rows": {
         "task": "xmailadmin.tasks.expire_stale",

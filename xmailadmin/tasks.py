@@ -9,7 +9,9 @@ and goes nowhere else: not into task arguments, logs or the row.
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -20,13 +22,22 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from transports import detection, registry
-from transports.base import Mode, Target, TargetError
+from transports.base import Mode, Target, TargetError, Transport
 from transports.message import build_test_message
 from transports.secrecy import redact
 
-from . import services
+from . import relays, services
 from .crypto import PasswordUnreadable
-from .models import Account, ProbeResult, ProbeRun, State, TestSend, Trigger
+from .models import (
+    Account,
+    AuditEntry,
+    ProbeResult,
+    ProbeRun,
+    RelayCheck,
+    State,
+    TestSend,
+    Trigger,
+)
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +199,7 @@ def _send(send: TestSend) -> None:
         return _text(redact(text or "", account.username, password))
 
     try:
-        result = registry.get(send.command).send(target, message)
+        result = _transport(send.command).send(target, message)
     except SoftTimeLimitExceeded:
         raise
     except Exception as exc:
@@ -223,6 +234,19 @@ def _send(send: TestSend) -> None:
     )
 
 
+def _transport(key: str) -> Transport:
+    """The mail command; sendmail of postfix or exim (and bsd-mailx, which calls it)
+    follows the relay the settings name, else the system's own."""
+    relay = None
+    if key in relays.MTAS:
+        relay = relays.configured(key)
+    elif key == "mailx-bsd":
+        relay = relays.configured("postfix")
+    if relay is None:
+        return registry.get(key)
+    return registry.TRANSPORTS[key](relay=relay)
+
+
 def _target(account: Account, send: TestSend, password: str) -> Target:
     kwargs = {
         "host": account.host,
@@ -237,3 +261,154 @@ def _target(account: Account, send: TestSend, password: str) -> Target:
         "verify": account.verify,
     }
     return Target(**kwargs)
+
+
+# --- relays (postfix, exim) ------------------------------------------------------------
+
+
+@shared_task(bind=True)
+def relay_check(self, *, check_id: int) -> str:
+    """Read the relay's state, compare it with the account, make its configuration."""
+    return _relay_job(check_id, self.request.hostname)
+
+
+@shared_task(bind=True)
+def relay_apply(self, *, check_id: int) -> str:
+    """Write the confirmed configuration (backup, check, reload or roll back), then look
+    at the relay again."""
+    return _relay_job(check_id, self.request.hostname)
+
+
+def _relay_job(check_id: int, hostname: str | None) -> str:
+    job = _claim(RelayCheck, check_id, hostname)
+    if job is None:
+        return "skipped"
+    with translation.override(job.language):
+        try:
+            _relay(job)
+        except SoftTimeLimitExceeded:
+            services.finish(
+                job,
+                state=State.FAILED,
+                error=_("Time limit of %(s)d s exceeded; the job was stopped.")
+                % {"s": settings.CELERY_TASK_SOFT_TIME_LIMIT},
+            )
+        except Exception as exc:  # a final state, whatever went wrong
+            log.error("relay job %s failed: %s", job.id, type(exc).__name__)
+            services.finish(job, state=State.FAILED, error=_secret_free(job, exc))
+    return job.state
+
+
+def _secret_free(job: RelayCheck, exc: Exception) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    account = job.account
+    try:
+        password = account.decrypt_password() if account else ""
+    except PasswordUnreadable:
+        password = ""
+    return _text(redact(text, account.username if account else "", password))
+
+
+def _relay(job: RelayCheck) -> None:
+    account = job.account
+    if account is None:
+        services.finish(job, state=State.FAILED, error=_("The account was deleted."))
+        return
+    try:
+        password = account.decrypt_password()
+    except PasswordUnreadable:
+        services.finish(
+            job,
+            state=State.FAILED,
+            error=_(
+                "The stored password cannot be decrypted with the configured key. Enter "
+                "the password in the account again."
+            ),
+        )
+        return
+
+    def clean(value: Any) -> Any:
+        """JSON data with every spelling of the password removed from every string."""
+        if isinstance(value, str):
+            return _text(redact(value, account.username, password))
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    relay = relays.relay_for(job.mta)
+    try:
+        wanted = relays.relay_account(account, password)
+    except TargetError as exc:
+        wanted, config_error = None, clean(str(exc))
+    else:
+        config_error = ""
+
+    result: dict = {}
+    if job.kind == RelayCheck.Kind.APPLY:
+        if wanted is None:
+            _not_applied(job, config_error)
+            return
+        confirmed = job.confirmed
+        shown = clean(_shown(relay.render(wanted), password))
+        if confirmed is None or confirmed.config != shown:
+            _not_applied(
+                job,
+                _(
+                    "Nothing was written: the configuration is no longer the one that was "
+                    "confirmed (the account or the relay settings changed). Check again and "
+                    "confirm the new one."
+                ),
+            )
+            return
+        applied = relay.apply(wanted, confirm=True)
+        result = clean(applied.to_dict())
+        german = translation.get_language() == "de"
+        AuditEntry.record(
+            job.requested_by,
+            AuditEntry.Action.RELAY_APPLIED if applied.ok else AuditEntry.Action.RELAY_NOT_APPLIED,
+            target=job.mta,
+            detail=" · ".join(
+                [result["reason_de" if german else "reason"], *result.get("backups", [])]
+            ),
+        )
+
+    status = relay.status()
+    differences: list = []
+    config: dict = {}
+    if wanted is not None:
+        try:
+            differences = [d.to_dict() for d in relay.compare(status, wanted)]
+            config = _shown(relay.render(wanted), password)
+        except (TargetError, ValueError) as exc:  # e.g. exim and an IPv6 address
+            config_error = str(exc)
+    if job.kind == RelayCheck.Kind.APPLY and not result.get("ok"):
+        state = State.FAILED
+    elif differences or config_error:
+        state = State.WARNING
+    else:
+        state = State.PASSED
+    services.finish(
+        job,
+        state=state,
+        status=clean(status.to_dict()),
+        differences=clean(differences),
+        config=clean(config),
+        config_error=clean(config_error),
+        result=result,
+    )
+
+
+def _shown(config, password: str) -> dict:
+    """The generated configuration as the page shows it: the password masked."""
+    data = config.to_dict(password)
+    data["text"] = config.text(password)
+    return json.loads(json.dumps(data))  # what the JSON column gives back, for comparing
+
+
+def _not_applied(job: RelayCheck, reason: str) -> None:
+    AuditEntry.record(
+        job.requested_by, AuditEntry.Action.RELAY_NOT_APPLIED, target=job.mta, detail=reason
+    )
+    services.finish(job, state=State.FAILED, error=reason)

@@ -35,5 +35,13 @@ urlpatterns = [
     path("order/toggle/", views.order_toggle, name="order-toggle"),
     path("order/reset/", views.order_reset, name="order-reset"),
     path("history/", views.history, name="history"),
+    path("relay/<str:mta>/", views.relay, name="relay"),
+    path("relay/<str:mta>/check/", views.relay_check_start, name="relay-check"),
+    path("relay/<str:mta>/checks/<int:check_id>/", views.relay_check_status, name="relay-status"),
+    path("relay/<str:mta>/apply/", views.relay_apply, name="relay-apply"),
+    path("relay/<str:mta>/test/", views.relay_test, name="relay-test"),
+    path(
+        "relay/<str:mta>/test/<int:account_id>/", views.relay_test_status, name="relay-test-status"
+    ),
     path("admin/", admin.site.urls),
 ]

@@ -15,7 +15,7 @@ import pytest
 
 from transports.catalogue import KEYS
 from xmailadmin import services
-from xmailadmin.models import Account, TestSend, TransportSetting
+from xmailadmin.models import Account, RelayCheck, TestSend, TransportSetting
 
 pytestmark = [pytest.mark.browser, pytest.mark.celery, pytest.mark.django_db(transaction=True)]
 
@@ -190,3 +190,34 @@ def test_support_sees_the_empty_states_and_switches_to_english(
     assert page.locator("h1").inner_text() == "Mail commands of this server"
     assert "No probe yet." in page.locator("#probe").inner_text()
     page.screenshot(path=str(SHOTS / "dashboard-english.png"), full_page=True)
+
+
+def test_an_administrator_checks_the_relay_server_in_the_browser(
+    page, live_server, live_worker, panel_admin, offline_account
+):
+    """The real worker checks the machine's own postfix (installed by scripts/setup.sh
+    test, unconfigured or not): status and differences appear without a reload."""
+    base = live_server.url
+    log_in(page, base)
+    page.click("#nav-relay")
+    page.wait_for_url(f"{base}/relay/postfix/")
+    assert page.locator("#no-check").is_visible()
+    page.evaluate("window.__noReload = true")
+
+    page.click("#relay-check-button")
+    page.locator("#relay-differences li").first.wait_for(timeout=60_000)
+    status = page.locator("#relay-status").inner_text()
+    assert "Installiert" in status and "ja" in status
+    assert "OpenSSL" in status
+    differences = page.locator("#relay-differences").inner_text()
+    assert "Abweichungen vom Konto" in differences
+    assert page.locator("#relay-config pre.secret").inner_text().strip().endswith(":********")
+    assert page.evaluate("window.__noReload") is True
+    page.screenshot(path=str(SHOTS / "relay.png"), full_page=True)
+
+    # The confirmation lists what would be written; looking at it writes nothing.
+    page.click("#relay-apply-button")
+    page.locator("#apply-plan").wait_for()
+    assert "sasl_passwd" in page.locator("#apply-plan").inner_text()
+    page.screenshot(path=str(SHOTS / "relay-confirm.png"), full_page=True)
+    assert not RelayCheck.objects.filter(kind="apply").exists()

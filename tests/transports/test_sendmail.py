@@ -1,7 +1,9 @@
 """sendmail of a local relay only queues: its exit 0 is never a pass.
 
-Following the queue to real delivery is the relay issue's work; until then
-the postfix and exim rows must say "queued, delivery not verified".
+With a relay to follow, a pass needs the relay's own word that it delivered
+(tests/relay/ runs that against real postfix and exim instances). A stand-in
+sendmail feeds no queue that can be followed, so its 0 stays "queued, delivery
+not verified"; a relay that is not running gets nothing handed over at all.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import pytest
 from mailcommands import RECIPIENT, SENDER, plain_target
 
 from transports.base import Step
+from transports.mailx import BsdMailx
 from transports.registry import get
+from transports.relay import PostfixRelay
+from transports.sendmail import PostfixSendmail
 
 MESSAGE = b"From: absender@example.org\nTo: empfaenger@example.net\nSubject: q\n\nbody\n"
 
@@ -40,6 +45,8 @@ def test_a_queued_message_is_not_a_pass(key, tmp_path):
     assert not result.ok
     assert result.step is Step.QUEUE
     assert "delivery not verified" in result.reason
+    assert result.reason_code == "queued_unverified"
+    assert result.delivered is None
     assert (tmp_path / "stdin").read_bytes() == MESSAGE
     argv = (tmp_path / "argv").read_text().split()
     assert argv == ["-i", "-f", SENDER, "--", RECIPIENT]
@@ -82,3 +89,28 @@ def test_a_command_that_is_not_installed_is_unsupported_not_a_crash():
     assert not result.ok
     assert result.step is Step.UNSUPPORTED
     assert "not installed" in result.reason
+
+
+def test_nothing_is_handed_to_a_relay_that_is_not_configured(tmp_path):
+    relay = PostfixRelay(str(tmp_path / "no-such-postfix"))
+
+    result = PostfixSendmail(relay=relay).send(plain_target(25, timeout=5), MESSAGE)
+
+    assert not result.ok
+    assert result.step is Step.QUEUE
+    assert result.reason_code == "relay_not_ready"
+    assert "not configured" in result.reason
+
+
+@pytest.mark.skipif(
+    not shutil.which("bsd-mailx"), reason="bsd-mailx is not installed (CI installs it)"
+)
+def test_bsd_mailx_without_a_ready_relay_says_why(tmp_path):
+    relay = PostfixRelay(str(tmp_path / "no-such-postfix"))
+
+    result = BsdMailx(relay=relay).send(plain_target(25, timeout=5), MESSAGE)
+
+    assert not result.ok
+    assert result.step is Step.UNSUPPORTED
+    assert result.reason_code == "needs_relay"
+    assert "not configured" in result.reason

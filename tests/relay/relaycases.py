@@ -1,0 +1,99 @@
+"""Accounts, targets and messages for the relay tests, on the loopback test server."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from smtp_server import SmtpTestServer
+
+from transports.base import Mode, Target
+from transports.message import build_test_message
+from transports.relay import RelayAccount
+
+SENDER = "absender@example.org"
+RECIPIENT = "empfaenger@example.net"
+# Long enough for a loopback delivery (about 0.2 s), short enough that a failure the
+# relay does not report in time ends the test soon.
+LIMIT = 20.0
+MODES = [Mode.SMTPS, Mode.STARTTLS]
+
+
+def port_for(server: SmtpTestServer, mode: Mode) -> int:
+    return server.smtps_port if mode is Mode.SMTPS else server.starttls_port
+
+
+def relay_account(server: SmtpTestServer, mode: Mode, ca_file: str, **overrides) -> RelayAccount:
+    """The test server's account as a relay needs it: by address, certificate name localhost."""
+    values = {
+        "host": server.host,
+        "port": port_for(server, mode),
+        "mode": mode,
+        "user": server.user,
+        "password": server.password,
+        "ca_file": ca_file,
+        "tls_name": "localhost",
+    }
+    values.update(overrides)
+    return RelayAccount(**values)
+
+
+def relay_target(account: RelayAccount, timeout: float = LIMIT) -> Target:
+    return Target(
+        host=account.host,
+        port=account.port,
+        mode=account.mode,
+        user=account.user,
+        password=account.password,
+        sender=SENDER,
+        recipient=RECIPIENT,
+        ca_file=account.ca_file,
+        timeout=timeout,
+    )
+
+
+def make_message(test_id: str, command: str = "relay") -> bytes:
+    return build_test_message(sender=SENDER, recipient=RECIPIENT, command=command, test_id=test_id)
+
+
+def mode_of(path: str | Path) -> int:
+    return os.stat(path).st_mode & 0o777
+
+
+class ProcessWatcher(threading.Thread):
+    """Reads every process's argv and environment until stopped, looking for a secret.
+
+    (The same watch as tests/transports/test_secrets.py, for the relay path.)
+    """
+
+    def __init__(self, secret: str) -> None:
+        super().__init__(daemon=True)
+        self.secret = secret.encode()
+        self.leaks: list[str] = []
+        self.seen: set[str] = set()  # program names seen, to show the watch worked
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        me = str(os.getpid())
+        while not self.done.is_set():
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                for part in ("cmdline", "environ"):
+                    try:
+                        data = Path("/proc", pid, part).read_bytes()
+                    except OSError:
+                        continue
+                    if part == "cmdline" and data:
+                        self.seen.add(
+                            os.path.basename(data.split(b"\0")[0].decode(errors="replace"))
+                        )
+                    if self.secret in data and pid != me:
+                        self.leaks.append(f"{pid}/{part}: {data[:200]!r}")
+
+    def __enter__(self) -> ProcessWatcher:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.done.set()
+        self.join()

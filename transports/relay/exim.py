@@ -1,0 +1,490 @@
+"""Exim (Debian's exim4) as the relay to the SMTP account: read, compare, render, apply, test.
+
+Debian builds exim's configuration from ``update-exim4.conf.conf`` (the ``dc_*``
+answers), the templates and a macro file, by running ``update-exim4.conf``. So
+the account goes where Debian expects it: ``dc_smarthost``, the client password
+line in ``passwd.client``, and the smarthost transport's macros
+(``REMOTE_SMTP_SMARTHOST_*``) for required TLS, certificate checks and, for port
+465, ``protocol = smtps``. The effective values are read back with ``exim -bP``.
+
+A private copy of exim (see ``scripts/private-exim.sh`` and ``docs/relays.md``)
+is driven through the same code: its binary, configuration directory, generated
+file (``-C``) and ``update-exim4.conf`` are parameters.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+
+from ..base import Target
+from ..detection import detect, which
+from ..run import RunOutput, run
+from .applying import refusal, rolled_back, write_failed
+from .exim_log import EximFollower
+from .files import backup_stamp, merged, read_text, take_backup, write_file
+from .follow import HandOverRelay
+from .model import (
+    SYSTEM_CA_FILE,
+    ApplyResult,
+    ConfigFile,
+    Difference,
+    GeneratedConfig,
+    RelayAccount,
+    RelayStatus,
+    secret_digest,
+)
+from .procs import process_alive, read_pid
+
+DEFAULT_CONF_DIR = "/etc/exim4"
+DEFAULT_LOG_PATH = "/var/log/exim4/mainlog"
+EXIM_GROUP = "Debian-exim"  # compiled in; passwd.client must be readable by it
+TRANSPORT = "remote_smtp_smarthost"
+COMMAND_TIMEOUT = 30.0
+MACRO_PREFIX = "REMOTE_SMTP_SMARTHOST_"
+MACROS = ("HOSTS_REQUIRE_TLS", "TLS_VERIFY_CERTIFICATES", "TLS_VERIFY_HOSTS", "PROTOCOL")
+TRANSPORT_OPTIONS = (
+    "protocol",
+    "port",
+    "hosts_require_tls",
+    "tls_verify_certificates",
+    "tls_verify_hosts",
+    "tls_verify_cert_hostnames",
+)
+NOT_SET = ("(not set)", "(nicht gesetzt)")
+
+
+def smarthost_for(account: RelayAccount) -> str:
+    # Debian's notation: host::port (a single colon would start a second host).
+    return f"{account.host}::{account.port}"
+
+
+def parse_assignments(text: str) -> dict[str, str]:
+    """``NAME='value'`` lines of a file that the shell sources, without running a shell."""
+    values = {}
+    for line in text.splitlines():
+        match = re.match(r"^\s*([A-Za-z_]\w*)=(.*)$", line)
+        if not match:
+            continue
+        try:
+            words = shlex.split(match.group(2), comments=True)
+        except ValueError:
+            continue
+        values[match.group(1)] = " ".join(words)
+    return values
+
+
+def _parse_options(text: str) -> dict[str, str]:
+    values = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition("=")
+        if sep:
+            values[name.strip().removeprefix("no_")] = value.strip()
+        elif line.strip():
+            # Booleans print as "name" or "no_name".
+            word = line.strip()
+            values[word.removeprefix("no_")] = "false" if word.startswith("no_") else "true"
+    return values
+
+
+class EximRelay(HandOverRelay):
+    mta = "exim"
+
+    def __init__(
+        self,
+        binary: str | None = None,
+        conf_dir: str | None = None,
+        config_file: str | None = None,
+        update_exim4_conf: str | None = None,
+    ) -> None:
+        """``config_file``: exim runs with ``-C`` it and ``update-exim4.conf`` writes it
+        (a private copy); None: the system's own configuration."""
+        self.binary = binary or which("exim4") or which("exim") or "/usr/sbin/exim4"
+        self.conf_dir = os.path.abspath(conf_dir or DEFAULT_CONF_DIR)
+        self.config_file = config_file
+        self.update_exim4_conf = (
+            update_exim4_conf or which("update-exim4.conf") or "/usr/sbin/update-exim4.conf"
+        )
+
+    # -- files and commands --
+
+    @property
+    def settings_file(self) -> str:
+        return os.path.join(self.conf_dir, "update-exim4.conf.conf")
+
+    @property
+    def passwd_client(self) -> str:
+        return os.path.join(self.conf_dir, "passwd.client")
+
+    def macros_file(self, dc: dict[str, str]) -> str:
+        # Both places are Debian's documented spots for local macros.
+        if dc.get("dc_use_split_config", "").lower() == "true":
+            return os.path.join(self.conf_dir, "conf.d", "main", "000_localmacros")
+        return os.path.join(self.conf_dir, "exim4.conf.localmacros")
+
+    def exim(self) -> list[str]:
+        return [self.binary, *(["-C", self.config_file] if self.config_file else [])]
+
+    def _run_exim(self, *args: str) -> RunOutput:
+        return run([*self.exim(), *args], timeout=COMMAND_TIMEOUT)
+
+    def update_argv(self) -> list[str]:
+        argv = [self.update_exim4_conf]
+        if self.conf_dir != DEFAULT_CONF_DIR:
+            argv += ["-d", self.conf_dir]
+        if self.config_file:
+            argv += ["-o", self.config_file]
+        return argv
+
+    def dc_settings(self) -> dict[str, str]:
+        return parse_assignments(read_text(self.settings_file))
+
+    def macro(self, name: str) -> str | None:
+        out = self._run_exim("-bP", "macro", name)
+        _, sep, value = out.stdout.strip().partition("=")
+        return value.strip() if out.returncode == 0 and sep else None
+
+    def options(self, *names: str) -> dict[str, str]:
+        return _parse_options(self._run_exim("-bP", *names).stdout)
+
+    def transport_options(self) -> dict[str, str]:
+        found = _parse_options(self._run_exim("-bP", "transport", TRANSPORT).stdout)
+        return {name: found.get(name, "") for name in TRANSPORT_OPTIONS}
+
+    def log_path(self, log_file_path: str) -> str | None:
+        # "syslog : /var/log/exim4/%slog" -> the file entry; empty -> Debian's build default
+        files = [p.strip() for p in log_file_path.split(":") if "/" in p]
+        if not log_file_path.strip():
+            return DEFAULT_LOG_PATH
+        return files[0].replace("%s", "main") if files else None
+
+    def daemon_pid(self) -> int | None:
+        path = self.options("pid_file_path").get("pid_file_path") or "/run/exim4/exim.pid"
+        pid = read_pid(path)
+        name = os.path.basename(self.binary)
+        return pid if pid and process_alive(pid, name) else None
+
+    def ready(self) -> tuple[bool, str]:
+        """Exim delivers at once without a daemon; it needs a valid configuration."""
+        if not os.access(self.binary, os.X_OK):
+            return False, "exim is not installed"
+        out = self._run_exim("-bV")
+        if out.returncode != 0:
+            return False, f"exim cannot run: {out.text.splitlines()[-1] if out.text else out.error}"
+        return True, "exim's configuration is valid"
+
+    # -- status --
+
+    def status(self) -> RelayStatus:
+        status = RelayStatus(mta=self.mta, installed=False, config_path=self.settings_file)
+        if not os.access(self.binary, os.X_OK):
+            status.notes.append("exim is not installed")
+            return status
+        status.installed = True
+        det = detect("exim", self.binary)
+        status.version = det.version
+        status.take_tls(det)
+        dc = self.dc_settings()
+        status.configured = bool(dc)
+        if not os.path.isfile(self.settings_file):
+            status.notes.append(f"no {self.settings_file}: exim is not configured the Debian way")
+        check = self._run_exim("-bV")
+        if check.returncode != 0:
+            status.notes.append(f"exim rejects its configuration: {check.text[-300:]}")
+        settings = {
+            name: dc.get(name, "")
+            for name in ("dc_eximconfig_configtype", "dc_smarthost", "dc_use_split_config")
+        }
+        settings["DCsmarthost"] = self.macro("DCsmarthost") or ""
+        settings["DC_eximconfig_configtype"] = self.macro("DC_eximconfig_configtype") or ""
+        settings.update(self.transport_options())
+        general = self.options("log_file_path", "spool_directory")
+        settings.update(general)
+        settings["passwd.client"] = self.passwd_client if os.path.exists(self.passwd_client) else ""
+        self._password_entry(status, settings)
+        status.settings = settings
+        status.log_path = self.log_path(general.get("log_file_path", ""))
+        status.running = self.daemon_pid() is not None
+        if not status.running:
+            status.notes.append(
+                "no exim daemon is running: messages are sent at once, but nothing retries "
+                "deferred ones"
+            )
+        return status
+
+    def _password_entry(self, status: RelayStatus, settings: dict[str, str]) -> None:
+        host = settings["DCsmarthost"].split("::")[0] or settings["dc_smarthost"].split("::")[0]
+        try:
+            text = read_text(self.passwd_client)
+        except OSError:
+            status.notes.append(f"{self.passwd_client} could not be read (needs root)")
+            return
+        for line in text.splitlines():
+            key, _, rest = line.partition(":")
+            if host and key.strip().lower() == host.lower() and not key.startswith("#"):
+                user, _, password = rest.partition(":")
+                settings["relay_auth_user"] = user
+                status.password_digest = secret_digest(password)
+                return
+
+    # -- compare --
+
+    def compare(self, status: RelayStatus, account: RelayAccount) -> list[Difference]:
+        return EximComparison(status, account, self.render(account)).differences()
+
+    # -- render --
+
+    def render(self, account: RelayAccount) -> GeneratedConfig:
+        if ":" in account.host:
+            raise ValueError("exim's smarthost list cannot take an IPv6 address here: use a name")
+        notes = []
+        if account.tls_name and account.tls_name != account.host:
+            notes.append(
+                f"exim checks the certificate against the smarthost as written ({account.host}); "
+                f"to check it against {account.tls_name}, use that name as the host"
+            )
+        macros = {
+            "HOSTS_REQUIRE_TLS": "*",
+            "TLS_VERIFY_CERTIFICATES": account.ca_file or SYSTEM_CA_FILE,
+            "TLS_VERIFY_HOSTS": "*",
+        }
+        if account.implicit_tls:
+            # "protocol" cannot be expanded per host, so it is the transport's for all.
+            macros["PROTOCOL"] = "smtps"
+        macro_text = "".join(f"{MACRO_PREFIX}{k} = {v}\n" for k, v in macros.items())
+        settings = {
+            "dc_eximconfig_configtype": "smarthost",
+            "dc_smarthost": smarthost_for(account),
+        }
+        files = [
+            ConfigFile(
+                self.passwd_client,
+                f"{account.host}:{account.user}:{account.password}\n",
+                0o640,
+                secret=True,
+                group=EXIM_GROUP,
+                merge="colon-lines",
+            ),
+            ConfigFile(self.macros_file(self.dc_settings()), macro_text, 0o644, merge="block"),
+        ]
+        commands = [" ".join(self.update_argv()), " ".join([*self.exim(), "-bV"])]
+        commands.append("invoke-rc.d exim4 reload   # if the exim daemon runs")
+        return GeneratedConfig(self.mta, self.settings_file, settings, files, commands, notes)
+
+    # -- apply --
+
+    def apply(self, account: RelayAccount, *, confirm: bool = False) -> ApplyResult:
+        return self.apply_config(self.render(account), confirm=confirm, ca_file=account.ca_file)
+
+    def apply_config(
+        self, config: GeneratedConfig, *, confirm: bool = False, ca_file: str | None = None
+    ) -> ApplyResult:
+        """Write ``config`` with a backup, rebuild and check exim's configuration, reload;
+        roll everything back if exim rejects it."""
+        if refused := refusal(confirm, self.conf_dir, ca_file):
+            return refused
+        settings = ConfigFile(
+            self.settings_file,
+            "".join(f"{k}='{v}'\n" for k, v in config.settings.items()),
+            merge="assignments",
+        )
+        written = [settings.path, *(f.path for f in config.files)]
+        # The generated file is saved too: restoring it undoes the rebuild at once.
+        generated = self.config_file or "/var/lib/exim4/config.autogenerated"
+        backup = take_backup([*written, generated], backup_stamp())
+        try:
+            for f in (settings, *config.files):
+                write_file(f.path, merged(read_text(f.path), f), f.mode, f.group)
+        except OSError as exc:
+            return write_failed(backup, exc)
+        for step in (self.update_argv(), [*self.exim(), "-bV"]):
+            out = run(step, timeout=COMMAND_TIMEOUT)
+            if out.returncode != 0 or out.timed_out:
+                return rolled_back(backup, written, os.path.basename(step[0]), out)
+        pid = self.daemon_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGHUP)  # exim's daemon re-executes itself with the new file
+        return ApplyResult(
+            ok=True,
+            reason="configuration written and checked (exim -bV); "
+            + ("daemon reloaded" if pid else "no daemon running"),
+            reason_de="Konfiguration geschrieben und geprüft (exim -bV); "
+            + ("Daemon neu geladen" if pid else "kein Daemon läuft"),
+            written=written,
+            backups=backup.copies,
+            action="reloaded" if pid else "not running",
+        )
+
+    # -- test send --
+
+    def follower(self, message_id: str, target: Target) -> EximFollower:
+        path = self.log_path(self.options("log_file_path").get("log_file_path", ""))
+        return EximFollower(path, self.exim())
+
+    def sendmail_path(self) -> str:
+        return self.binary
+
+    def plain_sendmail(self) -> str | None:
+        """The sendmail any program can call to reach this exim; None when exim needs
+        ``-C`` (a private copy), which a program calling "sendmail" cannot pass."""
+        return None if self.config_file else self.binary
+
+    def sendmail_argv(self, target: Target) -> list[str]:
+        # -odq: only queue. The follower then delivers with "exim -M ID" in the foreground
+        # within the time limit: exim's own background delivery runs in a session of its
+        # own that no time limit of ours reaches, and may be cut off as it starts.
+        return [*self.exim(), "-odq", "-i", "-f", target.sender, "--", target.recipient]
+
+
+class EximComparison:
+    """The differences between exim's effective configuration and what the account needs."""
+
+    def __init__(self, status: RelayStatus, account: RelayAccount, wanted: GeneratedConfig):
+        self.status, self.account = status, account
+        self.have = status.settings
+        self.smarthost = smarthost_for(account)
+        self.ca_file = account.ca_file or SYSTEM_CA_FILE
+        self.found: list[Difference] = []
+
+    def _add(self, setting: str, current: str, wanted: str, en: str, de: str) -> None:
+        self.found.append(Difference(setting, current, wanted, en, de))
+
+    def differences(self) -> list[Difference]:
+        if not self.status.installed:
+            self._add("exim", "", "", "exim is not installed", "exim ist nicht installiert")
+            return self.found
+        self._configtype()
+        self._smarthost()
+        self._protocol()
+        self._tls()
+        self._password()
+        return self.found
+
+    def _configtype(self) -> None:
+        have = self.have.get("dc_eximconfig_configtype", "")
+        if have in ("smarthost", "satellite"):
+            return
+        shown = have or NOT_SET[0]
+        self._add(
+            "dc_eximconfig_configtype",
+            have,
+            "smarthost",
+            f"exim is configured as '{shown}', so it does not send through the account's "
+            "server: set dc_eximconfig_configtype='smarthost'",
+            f"exim ist als '{have or NOT_SET[1]}' eingerichtet und sendet nicht über den Server "
+            "des Kontos: dc_eximconfig_configtype='smarthost' setzen",
+        )
+
+    def _smarthost(self) -> None:
+        have, live = self.have.get("dc_smarthost", ""), self.have.get("DCsmarthost", "")
+        fix_en = f"set dc_smarthost='{self.smarthost}'"
+        fix_de = f"dc_smarthost='{self.smarthost}' setzen"
+        if have != self.smarthost:
+            if have.split("::")[0] == self.account.host:
+                en = f"dc_smarthost is {have}, account says port {self.account.port}: {fix_en}"
+                de = f"dc_smarthost ist {have}, das Konto nennt Port {self.account.port}: {fix_de}"
+            else:
+                shown = have or NOT_SET[0]
+                en = f"dc_smarthost is {shown}, account says {self.smarthost}: {fix_en}"
+                shown_de = have or NOT_SET[1]
+                de = f"dc_smarthost ist {shown_de}, das Konto nennt {self.smarthost}: {fix_de}"
+            self._add("dc_smarthost", have, self.smarthost, en, de)
+        elif live != have:
+            self._add(
+                "DCsmarthost",
+                live,
+                have,
+                f"update-exim4.conf.conf says {have}, but the configuration exim uses still "
+                f"says {live or NOT_SET[0]}: run update-exim4.conf",
+                f"update-exim4.conf.conf nennt {have}, die von exim benutzte Konfiguration aber "
+                f"noch {live or NOT_SET[1]}: update-exim4.conf ausführen",
+            )
+
+    def _protocol(self) -> None:
+        have = self.have.get("protocol", "") or "smtp"
+        want = "smtps" if self.account.implicit_tls else "smtp"
+        if have == want:
+            return
+        macro = f"{MACRO_PREFIX}PROTOCOL"
+        if want == "smtps":
+            en = (
+                f"the smarthost transport uses protocol {have}, account says port "
+                f"{self.account.port} with implicit TLS: set {macro} = smtps"
+            )
+            de = (
+                f"der Smarthost-Transport nutzt das Protokoll {have}, das Konto nennt Port "
+                f"{self.account.port} mit implizitem TLS: {macro} = smtps setzen"
+            )
+        else:
+            en = (
+                f"the smarthost transport uses implicit TLS (smtps), but port {self.account.port} "
+                f"uses STARTTLS: remove {macro}"
+            )
+            de = (
+                f"der Smarthost-Transport nutzt implizites TLS (smtps), Port {self.account.port} "
+                f"aber STARTTLS: {macro} entfernen"
+            )
+        self._add("protocol", have, want, en, de)
+
+    def _tls(self) -> None:
+        if self.have.get("hosts_require_tls") != "*":
+            self._add(
+                "hosts_require_tls",
+                self.have.get("hosts_require_tls", ""),
+                "*",
+                "TLS is not required: the password could travel unencrypted; "
+                f"set {MACRO_PREFIX}HOSTS_REQUIRE_TLS = *",
+                "TLS ist nicht vorgeschrieben: das Passwort könnte unverschlüsselt übertragen "
+                f"werden; {MACRO_PREFIX}HOSTS_REQUIRE_TLS = * setzen",
+            )
+        if self.have.get("tls_verify_hosts") != "*":
+            self._add(
+                "tls_verify_hosts",
+                self.have.get("tls_verify_hosts", ""),
+                "*",
+                "the server certificate is not required to verify: "
+                f"set {MACRO_PREFIX}TLS_VERIFY_HOSTS = *",
+                "das Serverzertifikat muss nicht gültig sein: "
+                f"{MACRO_PREFIX}TLS_VERIFY_HOSTS = * setzen",
+            )
+        have = self.have.get("tls_verify_certificates", "")
+        if have != self.ca_file and (self.account.ca_file or have not in ("system", "")):
+            self._add(
+                "tls_verify_certificates",
+                have,
+                self.ca_file,
+                f"exim trusts {have or NOT_SET[0]}, the account's certificate needs "
+                f"{self.ca_file}: set {MACRO_PREFIX}TLS_VERIFY_CERTIFICATES = {self.ca_file}",
+                f"exim vertraut {have or NOT_SET[1]}, das Zertifikat des Kontos braucht "
+                f"{self.ca_file}: {MACRO_PREFIX}TLS_VERIFY_CERTIFICATES = {self.ca_file} setzen",
+            )
+
+    def _password(self) -> None:
+        user = self.have.get("relay_auth_user")
+        host = self.account.host
+        if user is None:
+            self._add(
+                "passwd.client",
+                "",
+                f"{host}:{self.account.user}:…",
+                f"passwd.client has no line for {host}: exim will not log in",
+                f"passwd.client hat keine Zeile für {host}: exim meldet sich nicht an",
+            )
+        elif user != self.account.user:
+            self._add(
+                "relay_auth_user",
+                user,
+                self.account.user,
+                f"exim logs in as {user}, the account says {self.account.user}",
+                f"exim meldet sich als {user} an, das Konto nennt {self.account.user}",
+            )
+        elif self.status.password_digest != secret_digest(self.account.password):
+            self._add(
+                "relay_auth_password",
+                "…",
+                "…",
+                f"the password in passwd.client for {host} differs from the account's",
+                f"das Passwort in passwd.client für {host} weicht vom Konto ab",
+            )

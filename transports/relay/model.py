@@ -1,0 +1,256 @@
+"""What the relay code reads, compares, writes and reports, as plain data.
+
+The panel shows these; nothing here runs a command. The only secret is the
+account's password: it lives in :class:`RelayAccount` and, once rendered, in
+exactly one :class:`ConfigFile` flagged ``secret``, which the panel masks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from ..base import Detection, Mode, SendResult, Target, TargetError, normalise_host
+from ..secrecy import MASK
+
+# Debian's bundle of the CAs the system trusts: the default when the account names none.
+SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
+
+# A path that goes into main.cf or an exim macro: absolute, no blanks or control
+# characters that would end the value or start a new setting.
+_CONFIG_PATH = re.compile(r"^/[^\s\x00-\x1f\"'\\$]*$")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class RelayAccount:
+    """The SMTP account a relay forwards to: what its configuration must say."""
+
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    mode: Mode | None = None  # None: derived from the port (465 = implicit TLS)
+    ca_file: str | None = None  # None: the system's trusted CAs
+    # The name the server certificate must carry. Postfix matches names only, never an
+    # IP address, so a relay given as an IP needs it for a verified connection.
+    tls_name: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "host", normalise_host(self.host))
+        if not isinstance(self.port, int) or not 1 <= self.port <= 65535:
+            raise TargetError(f"port out of range 1-65535: {self.port!r}")
+        mode = Mode.for_port(self.port) if self.mode is None else Mode(self.mode)
+        object.__setattr__(self, "mode", mode)
+        if not self.user or len(self.user) > 254:
+            raise TargetError("user is empty or too long")
+        for name in ("user", "password"):
+            value = getattr(self, name)
+            if any(c in value for c in "\r\n\0"):
+                raise TargetError(f"{name} contains a line break or NUL")
+        # Both password files split "user:password" at the first colon and trim blanks.
+        if ":" in self.user or any(c.isspace() for c in self.user):
+            raise TargetError("user must not contain ':' or blanks: the relay files split there")
+        if not self.password or self.password != self.password.strip():
+            raise TargetError("password is empty or starts or ends with a blank")
+        if self.ca_file is not None and not _CONFIG_PATH.match(self.ca_file):
+            raise TargetError(f"CA file must be an absolute path without blanks: {self.ca_file!r}")
+        if self.tls_name is not None:
+            name = normalise_host(self.tls_name)
+            if _is_ip(name):
+                raise TargetError("tls_name must be a host name, not an address")
+            object.__setattr__(self, "tls_name", name)
+
+    @classmethod
+    def from_target(cls, target: Target, tls_name: str | None = None) -> RelayAccount:
+        return cls(
+            host=target.host,
+            port=target.port,
+            user=target.user,
+            password=target.password,
+            mode=target.mode,
+            ca_file=target.ca_file,
+            tls_name=tls_name,
+        )
+
+    @property
+    def implicit_tls(self) -> bool:
+        return self.mode is Mode.SMTPS
+
+    @property
+    def certificate_name(self) -> str | None:
+        """The name to check the certificate against; None for a bare IP address."""
+        if self.tls_name:
+            return self.tls_name
+        return None if _is_ip(self.host) else self.host
+
+    @property
+    def mode_mismatch(self) -> bool:
+        return self.mode is not Mode.for_port(self.port)
+
+
+# One key per process: a digest lets compare() tell "same password" without the
+# status ever holding the password, and is worthless outside this process.
+_DIGEST_KEY = os.urandom(32)
+
+
+def secret_digest(value: str) -> str:
+    return hmac.new(_DIGEST_KEY, value.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass
+class RelayStatus:
+    """What the relay is and how it is configured, as read from the machine."""
+
+    mta: str  # "postfix" or "exim"
+    installed: bool
+    running: bool | None = None  # None: could not tell (no rights)
+    version: str | None = None
+    tls_library: str | None = None
+    tls_library_version: str | None = None
+    tls12: str = "unknown"
+    tls13: str = "unknown"
+    config_path: str | None = None
+    configured: bool = False  # a configuration file exists
+    log_path: str | None = None
+    # The effective values that matter, name -> value, in a stable order.
+    settings: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    # Digest of the stored password (secret_digest); never shown, never serialised.
+    password_digest: str | None = field(default=None, repr=False)
+
+    def take_tls(self, detection: Detection) -> None:
+        """The TLS library and verdicts that detection found for the relay's binary."""
+        self.tls_library, self.tls_library_version = (
+            detection.tls_library,
+            detection.tls_library_version,
+        )
+        self.tls12, self.tls13 = detection.tls12, detection.tls13
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["password_digest"]
+        return data
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way the relay's configuration differs from the account, said in two languages."""
+
+    setting: str
+    current: str
+    wanted: str
+    en: str
+    de: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A file the configuration needs. ``merge`` says how it joins an existing file."""
+
+    path: str
+    content: str = field(repr=False)
+    mode: int = 0o644
+    secret: bool = False  # holds the password: the panel shows it masked
+    group: str | None = None  # e.g. Debian-exim must read exim's passwd.client
+    # "lines": replace the lines whose first field is a key of ours, keep the others;
+    # "block": replace our marked block, keep the rest; "assignments": NAME='value' lines.
+    merge: str = "lines"
+
+    def shown(self, password: str) -> str:
+        """The content as the panel may show it: the password masked."""
+        return self.content.replace(password, MASK) if self.secret and password else self.content
+
+
+@dataclass
+class GeneratedConfig:
+    """The exact configuration for one account, for copying or for apply()."""
+
+    mta: str
+    settings_path: str  # main.cf or update-exim4.conf.conf
+    settings: dict[str, str]
+    files: list[ConfigFile]
+    commands: list[str]  # what to run afterwards, in order, as an administrator would
+    notes: list[str] = field(default_factory=list)
+
+    def text(self, password: str = "") -> str:
+        """Everything in copyable form; with ``password`` given, that password is masked."""
+        parts = [f"# {self.settings_path}"]
+        parts += [self._setting_line(k, v) for k, v in self.settings.items()]
+        for f in self.files:
+            mode = f"mode {f.mode:04o}" + (f", group {f.group}" if f.group else "")
+            parts += ["", f"# {f.path} ({mode})", f.shown(password).rstrip("\n")]
+        parts += ["", "# then run:", *self.commands]
+        parts += [f"# note: {n}" for n in self.notes]
+        return "\n".join(parts) + "\n"
+
+    def _setting_line(self, name: str, value: str) -> str:
+        return f"{name}='{value}'" if self.mta == "exim" else f"{name} = {value}"
+
+    def to_dict(self, password: str = "") -> dict[str, Any]:
+        """JSON-ready, secrets masked (pass the account's password to mask it)."""
+        return {
+            "mta": self.mta,
+            "settings_path": self.settings_path,
+            "settings": dict(self.settings),
+            "files": [
+                {
+                    "path": f.path,
+                    "content": f.shown(password),
+                    "mode": f"{f.mode:04o}",
+                    "secret": f.secret,
+                    "group": f.group,
+                }
+                for f in self.files
+            ],
+            "commands": list(self.commands),
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class ApplyResult:
+    ok: bool
+    reason: str
+    reason_de: str
+    written: list[str] = field(default_factory=list)
+    backups: list[str] = field(default_factory=list)
+    rolled_back: bool = False
+    action: str = ""  # "reloaded", "started", "not running" ...
+    output: str = ""  # what the check and reload said
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Relay(Protocol):
+    """The contract postfix and exim both follow; the panel needs nothing else."""
+
+    mta: str
+
+    def status(self) -> RelayStatus: ...
+
+    def compare(self, status: RelayStatus, account: RelayAccount) -> list[Difference]: ...
+
+    def render(self, account: RelayAccount) -> GeneratedConfig: ...
+
+    def apply(self, account: RelayAccount, *, confirm: bool = False) -> ApplyResult: ...
+
+    def test_send(
+        self, target: Target, message: bytes, timeout: float | None = None
+    ) -> SendResult: ...

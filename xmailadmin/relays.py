@@ -1,0 +1,56 @@
+"""The panel's relays: which postfix and exim it drives, and the account as they need it.
+
+``transports.relay`` does the work; this module only reads the settings that say
+which instance to use (the system's own unless a directory or binary is given)
+and turns an :class:`~xmailadmin.models.Account` into a ``RelayAccount``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from transports.base import Mode
+from transports.relay import EximRelay, PostfixRelay, RelayAccount
+
+# The relay pages, in navigation order; each key is also the catalogue key of the
+# mail command ("postfix", "exim") whose sendmail feeds that relay.
+MTAS = ("postfix", "exim")
+LABELS = {"postfix": "Postfix", "exim": "Exim"}
+
+
+def configured(mta: str) -> PostfixRelay | EximRelay | None:
+    """The relay the settings name, or None for the system's own (the transports'
+    default, which knows best where Debian keeps it)."""
+    if mta == "postfix":
+        directory = settings.XMAILADMIN_POSTFIX_CONFIG_DIR
+        return PostfixRelay(directory) if directory else None
+    if mta == "exim":
+        parts = (
+            settings.XMAILADMIN_EXIM_BINARY,
+            settings.XMAILADMIN_EXIM_CONF_DIR,
+            settings.XMAILADMIN_EXIM_CONFIG_FILE,
+            settings.XMAILADMIN_EXIM_UPDATE_CONF,
+        )
+        return EximRelay(*(p or None for p in parts)) if any(parts) else None
+    raise KeyError(mta)
+
+
+def relay_for(mta: str) -> PostfixRelay | EximRelay:
+    """The relay to check, configure and test on the relay page."""
+    relay = configured(mta)
+    if relay is not None:
+        return relay
+    return PostfixRelay() if mta == "postfix" else EximRelay()
+
+
+def relay_account(account, password: str) -> RelayAccount:
+    """What the relay must be configured with; raises TargetError when it cannot be."""
+    return RelayAccount(
+        host=account.host,
+        port=account.port,
+        user=account.username,
+        password=password,
+        mode=Mode(account.mode) if account.mode else None,
+        ca_file=account.ca_file or None,
+        tls_name=account.tls_name or None,
+    )
