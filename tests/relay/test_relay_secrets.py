@@ -5,7 +5,8 @@ the relay reads it from; and a password full of special characters still logs in
 from __future__ import annotations
 
 import pytest
-from relaycases import ProcessWatcher, make_message, relay_account, relay_target
+from process_watch import ProcessWatcher
+from relaycases import make_message, relay_account, relay_target
 from smtp_server import TEST_ID_HEADER, SmtpTestServer, header_is
 
 from transports.base import Mode

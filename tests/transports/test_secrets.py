@@ -3,12 +3,11 @@ a transcript, not in a reason; and passwords full of special characters still wo
 
 from __future__ import annotations
 
-import os
-import threading
 from pathlib import Path
 
 import pytest
 from mailcommands import RECIPIENT, SENDER, make_target, plain_target
+from process_watch import ProcessWatcher
 from smtp_server import TEST_ID_HEADER, SmtpTestServer, header_is
 
 from transports.base import Mode
@@ -20,35 +19,6 @@ TRICKY = "pä$s w'o\"r\\d;|&`x`!"  # quotes, space, shell characters, a backslas
 TRICKY_HEIRLOOM = TRICKY.replace('"', "")
 
 
-class ProcessWatcher(threading.Thread):
-    """Reads every process's argv and environment until stopped, looking for a secret."""
-
-    def __init__(self, secret: str) -> None:
-        super().__init__(daemon=True)
-        self.secret = secret.encode()
-        self.leaks: list[str] = []
-        self.seen: set[str] = set()  # argv[0] of the processes seen, to show the watch worked
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        me = str(os.getpid())
-        while not self.done.is_set():
-            for pid in os.listdir("/proc"):
-                if not pid.isdigit() or pid == me:
-                    continue
-                for part in ("cmdline", "environ"):
-                    try:
-                        data = Path("/proc", pid, part).read_bytes()
-                    except OSError:
-                        continue
-                    if part == "cmdline" and data:
-                        self.seen.add(
-                            os.path.basename(data.split(b"\0")[0].decode(errors="replace"))
-                        )
-                    if self.secret in data:
-                        self.leaks.append(f"{pid}/{part}: {data[:200]!r}")
-
-
 @pytest.fixture
 def tricky_server(pki, tmp_path, command):
     password = TRICKY_HEIRLOOM if command.key == "mailx-heirloom" else TRICKY
@@ -57,13 +27,8 @@ def tricky_server(pki, tmp_path, command):
 
 
 def send_watched(command, target, message):
-    watcher = ProcessWatcher(target.password)
-    watcher.start()
-    try:
+    with ProcessWatcher(target.password) as watcher:
         return command.transport().send(target, message), watcher
-    finally:
-        watcher.done.set()
-        watcher.join()
 
 
 def test_the_password_is_in_no_argv_or_environment_while_the_command_waits(command, silent_server):
