@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import cpu_seconds, machine_cpu, ms, print_cpu, verdict_line  # noqa: E402
 from transports import detection, tlsinfo  # noqa: E402
 from transports.catalogue import KEYS  # noqa: E402
 
@@ -71,25 +71,6 @@ def reset_caches() -> None:
             clear()
             return
     raise SystemExit("no cache reset found: transports.tlsinfo.clear_version_cache is gone")
-
-
-def cpu_seconds() -> float:
-    """CPU time (user + system) of this process and of its children that have ended."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
-    try:
-        with open("/proc/stat", encoding="ascii") as fh:
-            ticks = [int(x) for x in fh.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return 0.0, 0.0
-    hz = os.sysconf("SC_CLK_TCK")
-    idle = sum(ticks[3:5])  # idle, iowait
-    return (sum(ticks) - idle) / hz, sum(ticks) / hz
 
 
 class Load:
@@ -147,15 +128,6 @@ def vendor_loop(env: dict[str, str]) -> float:
             except subprocess.TimeoutExpired:
                 print(f"warning: `{line}` took over {SHELL_TIMEOUT:g} s", file=sys.stderr)
     return time.perf_counter() - start
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:8.1f}"
-
-
-def verdict_line(name: str, ratio: float, goal: float) -> tuple[str, bool]:
-    ok = ratio <= goal
-    return f"{name}: {ratio:.2f}x (goal <= {goal:g}x) {'OK' if ok else 'MISSED'}", ok
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,18 +190,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # CPU: the probe runs ~40 short processes; on few CPUs it cannot end before their sum does.
     ours = load.ours / args.repeat
-    floor = ours / cpus
     share = load.ours / (load.wall * cpus) * 100
     busy = load.busy / load.total * 100 if load.total else float("nan")
-    print(
-        f"probe_all CPU: {ours * 1000:.0f} ms per run (this process and its children) = "
-        f"{share:.0f}% of {cpus} CPUs; whole machine {busy:.0f}% busy meanwhile "
-        f"(other processes ~{max(0.0, busy - share):.0f}%)"
-    )
-    print(
-        f"CPU floor: {ours * 1000:.0f} ms / {cpus} CPUs = {floor * 1000:.0f} ms = "
-        f"{floor / med[slowest]:.2f}x the slowest single probe"
-    )
+    what = f"probe_all CPU: {ours * 1000:.0f} ms per run (this process and its children)"
+    print_cpu(what, ours, share, busy, cpus, med[slowest], "probe")
     print()
 
     ratio = statistics.median(whole) / med[slowest]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import sys
 import tempfile
@@ -36,6 +35,7 @@ for folder in (ROOT, ROOT / "tests"):
 
 from smtp_server import TEST_ID_HEADER, SmtpTestServer, header_is, make_pki  # noqa: E402
 
+from bench.common import cpu_seconds, machine_cpu, ms, print_cpu, verdict_line  # noqa: E402
 from transports.base import Mode, SendResult, Target, Transport  # noqa: E402
 from transports.message import build_test_message  # noqa: E402
 from transports.registry import get  # noqa: E402
@@ -63,26 +63,6 @@ class Figures:
     parallel_cpu: list[float] = field(default_factory=list)  # our CPU time in that round
     machine_busy: float = 0.0  # whole machine's busy / total CPU seconds during those rounds
     machine_total: float = 0.0
-
-
-def cpu_seconds() -> float:
-    """CPU time (user + system) of this process (the SMTP server runs in it, too) and of its
-    children that have ended."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
-    try:
-        with open("/proc/stat", encoding="ascii") as fh:
-            ticks = [int(x) for x in fh.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return 0.0, 0.0
-    hz = os.sysconf("SC_CLK_TCK")
-    idle = sum(ticks[3:5])  # idle, iowait
-    return (sum(ticks) - idle) / hz, sum(ticks) / hz
 
 
 def make_target(server: SmtpTestServer, mode: Mode) -> Target:
@@ -174,10 +154,6 @@ def measure(server, transports, mode: Mode, repeat: int) -> Figures:
     return figures
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:8.1f}"
-
-
 def report(mode: Mode, figures: Figures, cpus: int) -> tuple[str, bool]:
     med = {k: statistics.median(v) for k, v in figures.single.items()}
     low = {k: min(v) for k, v in figures.single.items()}
@@ -201,21 +177,9 @@ def report(mode: Mode, figures: Figures, cpus: int) -> tuple[str, bool]:
     cpu = sum(figures.parallel_cpu) / len(figures.parallel_cpu)
     share = sum(figures.parallel_cpu) / (sum(figures.parallel) * cpus) * 100
     busy = figures.machine_busy / figures.machine_total * 100 if figures.machine_total else 0
-    print(
-        f"parallel round CPU: {cpu * 1000:.0f} ms (commands + this process with the server) = "
-        f"{share:.0f}% of {cpus} CPUs; whole machine {busy:.0f}% busy meanwhile (other "
-        f"processes ~{max(0.0, busy - share):.0f}%)"
-    )
-    print(
-        f"CPU floor: {cpu * 1000:.0f} ms / {cpus} CPUs = {cpu / cpus * 1000:.0f} ms = "
-        f"{cpu / cpus / med[slowest]:.2f}x the slowest single send"
-    )
-    ok = ratio <= GOAL_PARALLEL
-    line = (
-        f"parallel send / slowest single send ({mode.value}): {ratio:.2f}x "
-        f"(goal <= {GOAL_PARALLEL:g}x) {'OK' if ok else 'MISSED'}"
-    )
-    return line, ok
+    what = f"parallel round CPU: {cpu * 1000:.0f} ms (commands + this process with the server)"
+    print_cpu(what, cpu, share, busy, cpus, med[slowest], "send")
+    return verdict_line(f"parallel send / slowest single send ({mode.value})", ratio, GOAL_PARALLEL)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,7 +60,7 @@ class MailutilsMailx(CommandTransport):
     key = "mailx-mailutils"
     binary = "mail.mailutils"
     verifies_certificate = False  # measured: untrusted CA and wrong host name both delivered
-    rewrites = f"GNU Mailutils adds a User-Agent header: {_FAULTY}"
+    rewrites = f"GNU Mailutils sets Date anew and adds User-Agent: {_FAULTY}"
 
     def invocation(self, exe: str, target: Target, message: bytes, tmp: PrivateDir) -> Invocation:
         scheme = "smtps" if target.implicit_tls else "smtp"

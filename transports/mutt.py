@@ -25,8 +25,8 @@ class Mutt(CommandTransport):
     # mode: there is nobody to answer mutt's question.
     can_skip_verification = False
     rewrites = (
-        "mutt rewrites the message: From gets the local user's name, the body is re-encoded "
-        "8bit, Content-Disposition is added (the vendor's 'faulty processing')"
+        "mutt rewrites the message: From gets the local user's name, Date is set anew, the "
+        "body is re-encoded 8bit, Content-Disposition is added (the vendor's 'faulty processing')"
     )
 
     def invocation(self, exe: str, target: Target, message: bytes, tmp: PrivateDir) -> Invocation:

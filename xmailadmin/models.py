@@ -197,21 +197,20 @@ class Trigger(models.TextChoices):
     SCHEDULED = "scheduled", _("scheduled")
 
 
-class ProbeRun(models.Model):
-    """One probe of all mail commands; its results are ProbeResult rows."""
+class Job(models.Model):
+    """What every task row has: its state, who asked, when it ran and on which worker."""
 
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
-    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True)
     worker = models.CharField(max_length=255, blank=True)
 
     class Meta:
+        abstract = True
         ordering = ["-created_at", "-id"]
 
     @property
@@ -221,6 +220,13 @@ class ProbeRun(models.Model):
     @property
     def css(self) -> str:
         return STATE_CSS[State(self.state)]
+
+
+class ProbeRun(Job):
+    """One probe of all mail commands; its results are ProbeResult rows."""
+
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    error = models.TextField(blank=True)
 
     @classmethod
     def latest_finished(cls) -> ProbeRun | None:
@@ -247,7 +253,7 @@ class ProbeResult(models.Model):
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="one_result_per_key")]
 
 
-class TestSend(models.Model):
+class TestSend(Job):
     """One test mail through one mail command, from click to final state."""
 
     __test__ = False  # not a pytest test class
@@ -256,7 +262,6 @@ class TestSend(models.Model):
     account_name = models.CharField(max_length=100)
     command = models.CharField(max_length=32, db_index=True)
     recipient = models.CharField(max_length=254)
-    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     step = models.CharField(max_length=32, blank=True)
     reason = models.TextField(blank=True)
     reason_code = models.CharField(max_length=32, blank=True)  # transports' name of the reason
@@ -271,16 +276,8 @@ class TestSend(models.Model):
     test_id = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     batch = models.UUIDField(null=True, blank=True, db_index=True)
     language = models.CharField(max_length=8, default="de")
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    worker = models.CharField(max_length=255, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(Job.Meta):
         constraints = [
             # Two clicks never send two mails at once through the same command.
             models.UniqueConstraint(
@@ -292,14 +289,6 @@ class TestSend(models.Model):
 
     def __str__(self) -> str:
         return f"{self.command} → {self.recipient} ({self.state})"
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE_STATES
-
-    @property
-    def css(self) -> str:
-        return STATE_CSS[State(self.state)]
 
     @property
     def entry(self) -> Entry | None:
@@ -395,7 +384,7 @@ class AuditEntry(models.Model):
         )
 
 
-class RelayCheck(models.Model):
+class RelayCheck(Job):
     """One look at a relay (postfix or exim) for one account, or one write of its
     configuration followed by that look. Written by the relay tasks; the relay page
     shows the newest. Holds no secret: the generated configuration is stored masked.
@@ -413,7 +402,6 @@ class RelayCheck(models.Model):
     confirmed = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     status = models.JSONField(default=dict, blank=True)  # RelayStatus.to_dict()
     differences = models.JSONField(default=list, blank=True)  # [Difference.to_dict()]
     config = models.JSONField(default=dict, blank=True)  # GeneratedConfig.to_dict(), masked
@@ -421,16 +409,8 @@ class RelayCheck(models.Model):
     result = models.JSONField(default=dict, blank=True)  # ApplyResult.to_dict() (apply)
     error = models.TextField(blank=True)
     language = models.CharField(max_length=8, default="de")
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    worker = models.CharField(max_length=255, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(Job.Meta):
         constraints = [
             # One job per relay at a time: a check must not read half-written files.
             models.UniqueConstraint(
@@ -442,14 +422,6 @@ class RelayCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.mta} {self.kind} ({self.state})"
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE_STATES
-
-    @property
-    def css(self) -> str:
-        return STATE_CSS[State(self.state)]
 
     @property
     def differences_shown(self) -> list[dict[str, str]]:

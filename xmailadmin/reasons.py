@@ -92,8 +92,8 @@ WARNINGS = [
     gettext_noop("the server certificate was not verified: this command does not check it"),
     gettext_noop("the server certificate was not verified: the check is switched off"),
     gettext_noop(
-        "mutt rewrites the message: From gets the local user's name, the body is re-encoded "
-        "8bit, Content-Disposition is added (the vendor's 'faulty processing')"
+        "mutt rewrites the message: From gets the local user's name, Date is set anew, the "
+        "body is re-encoded 8bit, Content-Disposition is added (the vendor's 'faulty processing')"
     ),
     gettext_noop(
         "s-nail adds a second Date and MIME-Version, a contradicting second Content-Type "
@@ -104,7 +104,8 @@ WARNINGS = [
         "'faulty processing' of mail clients"
     ),
     gettext_noop(
-        "GNU Mailutils adds a User-Agent header: the vendor's 'faulty processing' of mail clients"
+        "GNU Mailutils sets Date anew and adds User-Agent: the vendor's 'faulty processing' of "
+        "mail clients"
     ),
 ]
 
@@ -124,8 +125,7 @@ PATTERNS = [
     gettext_noop("no %(path)s: exim is not configured the Debian way"),
     gettext_noop("exim rejects its configuration: %(output)s"),
     gettext_noop(
-        "no exim daemon is running: messages are sent at once, but nothing retries "
-        "deferred ones"
+        "no exim daemon is running: messages are sent at once, but nothing retries deferred ones"
     ),
     gettext_noop("%(path)s could not be read (needs root)"),
     # GeneratedConfig.notes

@@ -59,6 +59,15 @@ def _publish(task, **kwargs) -> None:
         ) from exc
 
 
+def _publish_for(row: ProbeRun | RelayCheck, task, **kwargs) -> None:
+    """Enqueue the task of a new row; a broker that refuses it fails the row."""
+    try:
+        _publish(task, **kwargs)
+    except NotAccepted as exc:
+        fail(row, str(exc), step="queue")
+        raise
+
+
 # --- probes -----------------------------------------------------------------
 
 
@@ -73,11 +82,7 @@ def start_probe(user, trigger: str = Trigger.MANUAL) -> ProbeRun:
             return active
         run = ProbeRun.objects.create(trigger=trigger, requested_by=real_user(user))
     AuditEntry.record(user, AuditEntry.Action.PROBE_STARTED, target=_("all commands"))
-    try:
-        _publish(probe_all, run_id=run.id)
-    except NotAccepted as exc:
-        finish(run, state=State.FAILED, error=str(exc))
-        raise
+    _publish_for(run, probe_all, run_id=run.id)
     return run
 
 
@@ -135,7 +140,7 @@ def start_tests(account: Account, keys: Sequence[str], user) -> list[TestSend]:
             _publish(send_test, send_id=send.id)
         except NotAccepted as exc:
             for unsent in new[i:]:
-                finish(unsent, state=State.FAILED, step="queue", reason=str(exc))
+                fail(unsent, str(exc), step="queue")
             raise
     return rows
 
@@ -202,11 +207,7 @@ def _start_relay_job(task, job: RelayCheck, account: Account, user, action, deta
             return active
         raise NotAccepted(_("Please try again.")) from None
     AuditEntry.record(user, action, target=job.mta, detail=detail)
-    try:
-        _publish(task, check_id=job.id)
-    except NotAccepted as exc:
-        finish(job, state=State.FAILED, error=str(exc))
-        raise
+    _publish_for(job, task, check_id=job.id)
     return job
 
 
@@ -221,6 +222,14 @@ def finish(row: TestSend | ProbeRun | RelayCheck, *, state: str, **fields) -> bo
         for name, value in fields.items():
             setattr(row, name, value)
     return bool(updated)
+
+
+def fail(row: TestSend | ProbeRun | RelayCheck, reason: str, *, step: str) -> bool:
+    """Move an active row to failed: a test send keeps ``reason`` as the reason it failed
+    at ``step``, the other rows as their error. False if the row was already final."""
+    if isinstance(row, TestSend):
+        return finish(row, state=State.FAILED, step=step, reason=reason)
+    return finish(row, state=State.FAILED, error=reason)
 
 
 def expire_stale() -> int:
@@ -244,11 +253,7 @@ def expire_stale() -> int:
             reason = _stale_reason(row, now, limit, alive)
             if reason is None:
                 continue
-            if model is TestSend:
-                done = finish(row, state=State.FAILED, step="timeout", reason=reason)
-            else:
-                done = finish(row, state=State.FAILED, error=reason)
-            count += done
+            count += fail(row, reason, step="timeout")
     return count
 
 
@@ -286,10 +291,7 @@ def fail_rows_of_worker(hostname: str) -> int:
                 reason = _(
                     "Worker %(worker)s was restarted while the job ran."
                 ) % {"worker": hostname}
-            if model is TestSend:
-                count += finish(row, state=State.FAILED, step="timeout", reason=reason)
-            else:
-                count += finish(row, state=State.FAILED, error=reason)
+            count += fail(row, reason, step="timeout")
     return count
 
 

@@ -20,6 +20,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from transports import detection, registry
 from transports.base import Mode, Target, TargetError, Transport
@@ -48,6 +49,21 @@ def _text(value: str | None, limit: int | None = None) -> str:
     return text[:limit] if limit else text
 
 
+def _redacted(value: Any, user: str, password: str) -> Any:
+    """A string, or JSON data, with every spelling of the password removed from every string."""
+    if isinstance(value, str):
+        return _text(redact(value, user, password))
+    if isinstance(value, dict):
+        return {k: _redacted(v, user, password) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v, user, password) for v in value]
+    return value
+
+
+def _described(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _claim(model, pk: int, hostname: str):
     """Queued → running, exactly once; None when another delivery already took it."""
     with transaction.atomic():
@@ -59,6 +75,45 @@ def _claim(model, pk: int, hostname: str):
         row.worker = hostname or ""
         row.save(update_fields=["state", "started_at", "worker"])
     return row
+
+
+def _run_claimed(model, pk: int, hostname: str | None, work, *, what: str, stopped, crashed) -> str:
+    """Claim the row and run ``work`` on it in its requester's language; a time limit or
+    any error still ends the row in a final state (``stopped`` % the limit, ``crashed``)."""
+    row = _claim(model, pk, hostname)
+    if row is None:
+        return "skipped"
+    with translation.override(row.language):
+        try:
+            work(row)
+        except SoftTimeLimitExceeded:
+            reason = stopped % {"s": settings.CELERY_TASK_SOFT_TIME_LIMIT}
+            services.fail(row, reason, step="timeout")
+        except Exception as exc:  # a final state, whatever went wrong
+            log.error("%s %s failed: %s", what, row.id, type(exc).__name__)
+            services.fail(row, crashed(row, exc), step="unknown")
+    return row.state
+
+
+def _account_password(row: TestSend | RelayCheck) -> tuple[Account, str] | None:
+    """The row's account and its password, right before a transport needs them; None once
+    the row has failed because the account is gone or its password unreadable."""
+    account = row.account
+    if account is None:
+        services.fail(row, _("The account was deleted."), step="config")
+        return None
+    try:
+        return account, account.decrypt_password()
+    except PasswordUnreadable:
+        services.fail(
+            row,
+            _(
+                "The stored password cannot be decrypted with the configured key. Enter "
+                "the password in the account again."
+            ),
+            step="config",
+        )
+        return None
 
 
 # --- probe --------------------------------------------------------------------
@@ -116,7 +171,7 @@ def _probe(run: ProbeRun) -> None:
         services.finish(run, state=State.FAILED, error=_("The probe exceeded its time limit."))
     except Exception as exc:
         log.exception("probe %s failed", run.id)
-        services.finish(run, state=State.FAILED, error=f"{type(exc).__name__}: {exc}")
+        services.finish(run, state=State.FAILED, error=_described(exc))
     else:
         services.finish(run, state=State.PASSED)
 
@@ -126,26 +181,15 @@ def _probe(run: ProbeRun) -> None:
 
 @shared_task(bind=True)
 def send_test(self, *, send_id: int) -> str:
-    send = _claim(TestSend, send_id, self.request.hostname)
-    if send is None:
-        return "skipped"
-    with translation.override(send.language):
-        try:
-            _send(send)
-        except SoftTimeLimitExceeded:
-            services.finish(
-                send,
-                state=State.FAILED,
-                step="timeout",
-                reason=_("Time limit of %(s)d s exceeded; the attempt was stopped.")
-                % {"s": settings.CELERY_TASK_SOFT_TIME_LIMIT},
-            )
-        except Exception as exc:  # a final state, whatever went wrong
-            log.error("test send %s failed: %s", send.id, type(exc).__name__)
-            services.finish(
-                send, state=State.FAILED, step="unknown", reason=f"{type(exc).__name__}: {exc}"
-            )
-    return send.state
+    return _run_claimed(
+        TestSend,
+        send_id,
+        self.request.hostname,
+        _send,
+        what="test send",
+        stopped=gettext_lazy("Time limit of %(s)d s exceeded; the attempt was stopped."),
+        crashed=lambda send, exc: _described(exc),
+    )
 
 
 @shared_task
@@ -163,25 +207,10 @@ def expire_stale() -> int:
 
 
 def _send(send: TestSend) -> None:
-    account = send.account
-    if account is None:
-        services.finish(
-            send, state=State.FAILED, step="config", reason=_("The account was deleted.")
-        )
+    found = _account_password(send)
+    if found is None:
         return
-    try:
-        password = account.decrypt_password()
-    except PasswordUnreadable:
-        services.finish(
-            send,
-            state=State.FAILED,
-            step="config",
-            reason=_(
-                "The stored password cannot be decrypted with the configured key. Enter "
-                "the password in the account again."
-            ),
-        )
-        return
+    account, password = found
     try:
         target = _target(account, send, password)
     except TargetError as exc:
@@ -196,7 +225,7 @@ def _send(send: TestSend) -> None:
     )
 
     def clean(text: str) -> str:
-        return _text(redact(text or "", account.username, password))
+        return _redacted(text or "", account.username, password)
 
     try:
         result = _transport(send.command).send(target, message)
@@ -204,9 +233,7 @@ def _send(send: TestSend) -> None:
         raise
     except Exception as exc:
         log.error("test send %s: transport raised %s", send.id, type(exc).__name__)
-        services.finish(
-            send, state=State.FAILED, step="unknown", reason=clean(f"{type(exc).__name__}: {exc}")
-        )
+        services.fail(send, clean(_described(exc)), step="unknown")
         return
 
     # Kept as transports spells them: pages translate them for whoever reads.
@@ -280,62 +307,35 @@ def relay_apply(self, *, check_id: int) -> str:
 
 
 def _relay_job(check_id: int, hostname: str | None) -> str:
-    job = _claim(RelayCheck, check_id, hostname)
-    if job is None:
-        return "skipped"
-    with translation.override(job.language):
-        try:
-            _relay(job)
-        except SoftTimeLimitExceeded:
-            services.finish(
-                job,
-                state=State.FAILED,
-                error=_("Time limit of %(s)d s exceeded; the job was stopped.")
-                % {"s": settings.CELERY_TASK_SOFT_TIME_LIMIT},
-            )
-        except Exception as exc:  # a final state, whatever went wrong
-            log.error("relay job %s failed: %s", job.id, type(exc).__name__)
-            services.finish(job, state=State.FAILED, error=_secret_free(job, exc))
-    return job.state
+    return _run_claimed(
+        RelayCheck,
+        check_id,
+        hostname,
+        _relay,
+        what="relay job",
+        stopped=gettext_lazy("Time limit of %(s)d s exceeded; the job was stopped."),
+        crashed=_secret_free,
+    )
 
 
 def _secret_free(job: RelayCheck, exc: Exception) -> str:
-    text = f"{type(exc).__name__}: {exc}"
     account = job.account
     try:
         password = account.decrypt_password() if account else ""
     except PasswordUnreadable:
         password = ""
-    return _text(redact(text, account.username if account else "", password))
+    return _redacted(_described(exc), account.username if account else "", password)
 
 
 def _relay(job: RelayCheck) -> None:
-    account = job.account
-    if account is None:
-        services.finish(job, state=State.FAILED, error=_("The account was deleted."))
+    found = _account_password(job)
+    if found is None:
         return
-    try:
-        password = account.decrypt_password()
-    except PasswordUnreadable:
-        services.finish(
-            job,
-            state=State.FAILED,
-            error=_(
-                "The stored password cannot be decrypted with the configured key. Enter "
-                "the password in the account again."
-            ),
-        )
-        return
+    account, password = found
 
     def clean(value: Any) -> Any:
         """JSON data with every spelling of the password removed from every string."""
-        if isinstance(value, str):
-            return _text(redact(value, account.username, password))
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [clean(v) for v in value]
-        return value
+        return _redacted(value, account.username, password)
 
     relay = relays.relay_for(job.mta)
     try:

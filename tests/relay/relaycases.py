@@ -7,7 +7,7 @@ from pathlib import Path
 
 from smtp_server import SmtpTestServer
 
-from transports.base import Mode, Target
+from transports.base import Mode, SendResult, Target
 from transports.message import build_test_message
 from transports.relay import RelayAccount
 
@@ -38,6 +38,14 @@ def relay_account(server: SmtpTestServer, mode: Mode, ca_file: str, **overrides)
     return RelayAccount(**values)
 
 
+def applied(mta, server: SmtpTestServer, mode: Mode, **overrides) -> RelayAccount:
+    """The test server's account (``relay_account``), configured into the private relay
+    ``mta`` (the postfix or exim fixture)."""
+    account = relay_account(server, mode, mta.ca_file, **overrides)
+    assert mta.relay.apply(account, confirm=True).ok
+    return account
+
+
 def relay_target(account: RelayAccount, timeout: float = LIMIT) -> Target:
     return Target(
         host=account.host,
@@ -54,6 +62,11 @@ def relay_target(account: RelayAccount, timeout: float = LIMIT) -> Target:
 
 def make_message(test_id: str, command: str = "relay") -> bytes:
     return build_test_message(sender=SENDER, recipient=RECIPIENT, command=command, test_id=test_id)
+
+
+def relay_send(mta, account: RelayAccount, test_id: str, timeout: float = LIMIT) -> SendResult:
+    """A test message through the private relay ``mta``, followed until delivered or not."""
+    return mta.relay.test_send(relay_target(account, timeout), make_message(test_id))
 
 
 def mode_of(path: str | Path) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from relaycases import LIMIT, MODES, make_message, relay_account, relay_target
+from relaycases import LIMIT, MODES, applied, relay_send
 from smtp_server import TEST_ID_HEADER, header_is
 
 from transports.base import Mode, Step
@@ -18,10 +18,9 @@ def queued(exim) -> int:
 
 @pytest.mark.parametrize("mode", MODES, ids=str)
 def test_a_delivered_message_is_a_pass_and_arrives(exim, smtp, mode, mail_test_id):
-    account = relay_account(smtp, mode, exim.ca_file)
-    assert exim.relay.apply(account, confirm=True).ok
+    account = applied(exim, smtp, mode)
 
-    result = exim.relay.test_send(relay_target(account), make_message(mail_test_id))
+    result = relay_send(exim, account, mail_test_id)
 
     assert result.ok, result.reason
     assert result.step is Step.DONE and result.delivered is True
@@ -36,10 +35,9 @@ def test_a_delivered_message_is_a_pass_and_arrives(exim, smtp, mode, mail_test_i
 def test_a_wrong_password_fails_with_535_and_never_passes(exim, smtp, mail_test_id):
     # Debian's smarthost transport only tries AUTH; the server then refuses MAIL FROM
     # with 530 and exim bounces: the authenticator's 535 is the reason shown.
-    account = relay_account(smtp, Mode.SMTPS, exim.ca_file, password="not-the-password")
-    assert exim.relay.apply(account, confirm=True).ok
+    account = applied(exim, smtp, Mode.SMTPS, password="not-the-password")
 
-    result = exim.relay.test_send(relay_target(account), make_message(mail_test_id))
+    result = relay_send(exim, account, mail_test_id)
 
     assert not result.ok and result.delivered is False
     assert result.step is Step.AUTH
@@ -53,10 +51,9 @@ def test_a_wrong_password_fails_with_535_and_never_passes(exim, smtp, mail_test_
 def test_an_unreachable_relay_target_is_deferred_within_the_limit(
     exim, smtp, refused_port, mail_test_id
 ):
-    account = relay_account(smtp, Mode.STARTTLS, exim.ca_file, port=refused_port)
-    assert exim.relay.apply(account, confirm=True).ok
+    account = applied(exim, smtp, Mode.STARTTLS, port=refused_port)
 
-    result = exim.relay.test_send(relay_target(account), make_message(mail_test_id))
+    result = relay_send(exim, account, mail_test_id)
 
     assert not result.ok
     assert result.step is Step.CONNECT
@@ -66,10 +63,9 @@ def test_an_unreachable_relay_target_is_deferred_within_the_limit(
 
 
 def test_a_certificate_for_another_name_is_deferred_at_tls(exim, smtp, mail_test_id):
-    account = relay_account(smtp, Mode.SMTPS, exim.ca_file, port=smtp.wrong_host_port)
-    assert exim.relay.apply(account, confirm=True).ok
+    account = applied(exim, smtp, Mode.SMTPS, port=smtp.wrong_host_port)
 
-    result = exim.relay.test_send(relay_target(account), make_message(mail_test_id))
+    result = relay_send(exim, account, mail_test_id)
 
     assert not result.ok
     assert result.step is Step.TLS
@@ -79,10 +75,9 @@ def test_a_certificate_for_another_name_is_deferred_at_tls(exim, smtp, mail_test
 def test_a_server_that_never_answers_is_still_queued_at_the_limit(
     exim, smtp, silent_server, mail_test_id
 ):
-    account = relay_account(smtp, Mode.SMTPS, exim.ca_file, port=silent_server.port)
-    assert exim.relay.apply(account, confirm=True).ok
+    account = applied(exim, smtp, Mode.SMTPS, port=silent_server.port)
 
-    result = exim.relay.test_send(relay_target(account, timeout=3), make_message(mail_test_id))
+    result = relay_send(exim, account, mail_test_id, timeout=3)
 
     assert not result.ok
     assert result.step is Step.TIMEOUT
@@ -91,10 +86,9 @@ def test_a_server_that_never_answers_is_still_queued_at_the_limit(
 
 
 def test_the_password_stays_in_passwd_client(exim, smtp, mail_test_id):
-    account = relay_account(smtp, Mode.SMTPS, exim.ca_file)
-    assert exim.relay.apply(account, confirm=True).ok
+    account = applied(exim, smtp, Mode.SMTPS)
 
-    result = exim.relay.test_send(relay_target(account), make_message(mail_test_id))
+    result = relay_send(exim, account, mail_test_id)
 
     assert result.ok
     assert smtp.password not in result.transcript + result.reason + result.detail

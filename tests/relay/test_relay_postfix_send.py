@@ -6,7 +6,7 @@ import json
 import subprocess
 
 import pytest
-from relaycases import LIMIT, MODES, make_message, relay_account, relay_target
+from relaycases import LIMIT, MODES, applied, relay_send, relay_target
 from smtp_server import TEST_ID_HEADER, header_is
 
 from transports.base import Mode, Step
@@ -24,10 +24,9 @@ def queue_of(postfix) -> list[dict]:
 
 @pytest.mark.parametrize("mode", MODES, ids=str)
 def test_a_delivered_message_is_a_pass_and_arrives(postfix, smtp, mode, mail_test_id):
-    account = relay_account(smtp, mode, postfix.ca_file)
-    assert postfix.relay.apply(account, confirm=True).ok
+    account = applied(postfix, smtp, mode)
 
-    result = postfix.relay.test_send(relay_target(account), make_message(mail_test_id))
+    result = relay_send(postfix, account, mail_test_id)
 
     assert result.ok, result.reason
     assert result.step is Step.DONE
@@ -42,10 +41,9 @@ def test_a_delivered_message_is_a_pass_and_arrives(postfix, smtp, mode, mail_tes
 
 
 def test_a_wrong_password_is_deferred_with_535_and_never_a_pass(postfix, smtp, mail_test_id):
-    account = relay_account(smtp, Mode.SMTPS, postfix.ca_file, password="not-the-password")
-    assert postfix.relay.apply(account, confirm=True).ok
+    account = applied(postfix, smtp, Mode.SMTPS, password="not-the-password")
 
-    result = postfix.relay.test_send(relay_target(account), make_message(mail_test_id))
+    result = relay_send(postfix, account, mail_test_id)
 
     assert not result.ok
     assert result.delivered is False
@@ -60,10 +58,9 @@ def test_a_wrong_password_is_deferred_with_535_and_never_a_pass(postfix, smtp, m
 def test_an_unreachable_relay_target_is_deferred_within_the_limit(
     postfix, smtp, refused_port, mail_test_id
 ):
-    account = relay_account(smtp, Mode.STARTTLS, postfix.ca_file, port=refused_port)
-    assert postfix.relay.apply(account, confirm=True).ok
+    account = applied(postfix, smtp, Mode.STARTTLS, port=refused_port)
 
-    result = postfix.relay.test_send(relay_target(account), make_message(mail_test_id))
+    result = relay_send(postfix, account, mail_test_id)
 
     assert not result.ok
     assert result.step is Step.CONNECT
@@ -72,10 +69,9 @@ def test_an_unreachable_relay_target_is_deferred_within_the_limit(
 
 
 def test_a_certificate_for_another_name_is_deferred_at_tls(postfix, smtp, mail_test_id):
-    account = relay_account(smtp, Mode.SMTPS, postfix.ca_file, port=smtp.wrong_host_port)
-    assert postfix.relay.apply(account, confirm=True).ok
+    account = applied(postfix, smtp, Mode.SMTPS, port=smtp.wrong_host_port)
 
-    result = postfix.relay.test_send(relay_target(account), make_message(mail_test_id))
+    result = relay_send(postfix, account, mail_test_id)
 
     assert not result.ok
     assert result.step is Step.TLS
@@ -85,10 +81,9 @@ def test_a_certificate_for_another_name_is_deferred_at_tls(postfix, smtp, mail_t
 
 def test_the_wrong_mode_for_the_port_fails_at_tls(postfix, smtp, mail_test_id):
     # STARTTLS against the implicit-TLS port: postfix waits for a greeting that never comes.
-    account = relay_account(smtp, Mode.STARTTLS, postfix.ca_file, port=smtp.smtps_port)
-    assert postfix.relay.apply(account, confirm=True).ok
+    account = applied(postfix, smtp, Mode.STARTTLS, port=smtp.smtps_port)
 
-    result = postfix.relay.test_send(relay_target(account), make_message(mail_test_id))
+    result = relay_send(postfix, account, mail_test_id)
 
     assert not result.ok
     assert result.step is Step.TLS
@@ -98,10 +93,9 @@ def test_the_wrong_mode_for_the_port_fails_at_tls(postfix, smtp, mail_test_id):
 def test_a_server_that_never_answers_is_still_queued_at_the_limit(
     postfix, smtp, silent_server, mail_test_id
 ):
-    account = relay_account(smtp, Mode.SMTPS, postfix.ca_file, port=silent_server.port)
-    assert postfix.relay.apply(account, confirm=True).ok
+    account = applied(postfix, smtp, Mode.SMTPS, port=silent_server.port)
 
-    result = postfix.relay.test_send(relay_target(account, timeout=3), make_message(mail_test_id))
+    result = relay_send(postfix, account, mail_test_id, timeout=3)
 
     assert not result.ok
     assert result.step is Step.TIMEOUT
@@ -112,10 +106,9 @@ def test_a_server_that_never_answers_is_still_queued_at_the_limit(
 
 
 def test_the_password_stays_in_the_0600_map(postfix, smtp, mail_test_id):
-    account = relay_account(smtp, Mode.SMTPS, postfix.ca_file)
-    assert postfix.relay.apply(account, confirm=True).ok
+    account = applied(postfix, smtp, Mode.SMTPS)
 
-    result = postfix.relay.test_send(relay_target(account), make_message(mail_test_id))
+    result = relay_send(postfix, account, mail_test_id)
 
     assert result.ok
     assert smtp.password not in (postfix.config_dir / "main.cf").read_text()
@@ -127,8 +120,7 @@ def test_the_password_stays_in_the_0600_map(postfix, smtp, mail_test_id):
 
 
 def test_a_message_without_message_id_gets_one_and_is_followed(postfix, smtp, mail_test_id):
-    account = relay_account(smtp, Mode.STARTTLS, postfix.ca_file)
-    assert postfix.relay.apply(account, confirm=True).ok
+    account = applied(postfix, smtp, Mode.STARTTLS)
     bare = f"Subject: bare\n{TEST_ID_HEADER}: {mail_test_id}\n\nno Message-ID\n".encode()
 
     result = postfix.relay.test_send(relay_target(account), bare)

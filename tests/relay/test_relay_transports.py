@@ -6,23 +6,25 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from relaycases import make_message, relay_account, relay_target
+from relaycases import applied, make_message, relay_account, relay_target
 from smtp_server import TEST_ID_HEADER, header_is
 
-from transports.base import Mode, Step
+from transports.base import Mode, SendResult, Step, Transport
 from transports.mailx import BsdMailx
-from transports.relay import EximRelay, PostfixRelay, local_relay
+from transports.relay import EximRelay, PostfixRelay, RelayAccount, local_relay
 from transports.relay.follow import with_message_id
 from transports.sendmail import EximSendmail, PostfixSendmail
 
 
-def test_postfix_sendmail_passes_once_the_relay_delivered(postfix, smtp, mail_test_id):
-    account = relay_account(smtp, Mode.SMTPS, postfix.ca_file)
-    assert postfix.relay.apply(account, confirm=True).ok
+def sent(transport: Transport, account: RelayAccount, test_id: str, command: str) -> SendResult:
+    """The test message through ``transport``, which hands it to its relay."""
+    return transport.send(relay_target(account), make_message(test_id, command))
 
-    result = PostfixSendmail(relay=postfix.relay).send(
-        relay_target(account), make_message(mail_test_id, "postfix")
-    )
+
+def test_postfix_sendmail_passes_once_the_relay_delivered(postfix, smtp, mail_test_id):
+    account = applied(postfix, smtp, Mode.SMTPS)
+
+    result = sent(PostfixSendmail(relay=postfix.relay), account, mail_test_id, "postfix")
 
     assert result.ok, result.reason
     assert result.command == "postfix" and result.delivered is True
@@ -31,12 +33,9 @@ def test_postfix_sendmail_passes_once_the_relay_delivered(postfix, smtp, mail_te
 
 
 def test_postfix_sendmail_with_a_wrong_relay_password_is_never_a_pass(postfix, smtp, mail_test_id):
-    account = relay_account(smtp, Mode.STARTTLS, postfix.ca_file, password="wrong-one")
-    assert postfix.relay.apply(account, confirm=True).ok
+    account = applied(postfix, smtp, Mode.STARTTLS, password="wrong-one")
 
-    result = PostfixSendmail(relay=postfix.relay).send(
-        relay_target(account), make_message(mail_test_id, "postfix")
-    )
+    result = sent(PostfixSendmail(relay=postfix.relay), account, mail_test_id, "postfix")
 
     assert not result.ok and result.step is Step.AUTH
     assert "535" in result.reason
@@ -44,13 +43,10 @@ def test_postfix_sendmail_with_a_wrong_relay_password_is_never_a_pass(postfix, s
 
 
 def test_postfix_sendmail_says_so_when_postfix_does_not_run(postfix, smtp, mail_test_id):
-    account = relay_account(smtp, Mode.SMTPS, postfix.ca_file)
-    assert postfix.relay.apply(account, confirm=True).ok
+    account = applied(postfix, smtp, Mode.SMTPS)
     postfix.stop()
 
-    result = PostfixSendmail(relay=postfix.relay).send(
-        relay_target(account), make_message(mail_test_id, "postfix")
-    )
+    result = sent(PostfixSendmail(relay=postfix.relay), account, mail_test_id, "postfix")
 
     assert not result.ok and result.step is Step.QUEUE
     assert result.reason_code == "relay_not_ready"
@@ -59,25 +55,19 @@ def test_postfix_sendmail_says_so_when_postfix_does_not_run(postfix, smtp, mail_
 def test_a_delivery_to_another_server_than_the_account_is_a_pass_with_a_warning(
     postfix, smtp, mail_test_id
 ):
-    relayed = relay_account(smtp, Mode.SMTPS, postfix.ca_file)
-    assert postfix.relay.apply(relayed, confirm=True).ok
+    applied(postfix, smtp, Mode.SMTPS)  # the account the relay forwards to
     other = relay_account(smtp, Mode.STARTTLS, postfix.ca_file)  # what the panel tests
 
-    result = PostfixSendmail(relay=postfix.relay).send(
-        relay_target(other), make_message(mail_test_id, "postfix")
-    )
+    result = sent(PostfixSendmail(relay=postfix.relay), other, mail_test_id, "postfix")
 
     assert result.ok
     assert any("not to the account's server" in w for w in result.warnings)
 
 
 def test_exim_sendmail_passes_once_the_relay_delivered(exim, smtp, mail_test_id):
-    account = relay_account(smtp, Mode.STARTTLS, exim.ca_file)
-    assert exim.relay.apply(account, confirm=True).ok
+    account = applied(exim, smtp, Mode.STARTTLS)
 
-    result = EximSendmail(relay=exim.relay).send(
-        relay_target(account), make_message(mail_test_id, "exim")
-    )
+    result = sent(EximSendmail(relay=exim.relay), account, mail_test_id, "exim")
 
     assert result.ok, result.reason
     assert result.command == "exim" and result.delivered is True
@@ -91,12 +81,9 @@ def _require(binary: str) -> None:
 
 def test_bsd_mailx_passes_through_a_relay_that_delivered(postfix, smtp, mail_test_id):
     _require("bsd-mailx")
-    account = relay_account(smtp, Mode.SMTPS, postfix.ca_file)
-    assert postfix.relay.apply(account, confirm=True).ok
+    account = applied(postfix, smtp, Mode.SMTPS)
 
-    result = BsdMailx(relay=postfix.relay).send(
-        relay_target(account), make_message(mail_test_id, "mailx-bsd")
-    )
+    result = sent(BsdMailx(relay=postfix.relay), account, mail_test_id, "mailx-bsd")
 
     assert result.ok, result.reason
     assert result.delivered is True
@@ -108,24 +95,18 @@ def test_bsd_mailx_passes_through_a_relay_that_delivered(postfix, smtp, mail_tes
 
 def test_bsd_mailx_fails_with_the_relays_reason(postfix, smtp, refused_port, mail_test_id):
     _require("bsd-mailx")
-    account = relay_account(smtp, Mode.STARTTLS, postfix.ca_file, port=refused_port)
-    assert postfix.relay.apply(account, confirm=True).ok
+    account = applied(postfix, smtp, Mode.STARTTLS, port=refused_port)
 
-    result = BsdMailx(relay=postfix.relay).send(
-        relay_target(account), make_message(mail_test_id, "mailx-bsd")
-    )
+    result = sent(BsdMailx(relay=postfix.relay), account, mail_test_id, "mailx-bsd")
 
     assert not result.ok and result.step is Step.CONNECT
 
 
 def test_bsd_mailx_cannot_reach_a_private_exim(exim, smtp, mail_test_id):
     _require("bsd-mailx")
-    account = relay_account(smtp, Mode.SMTPS, exim.ca_file)
-    assert exim.relay.apply(account, confirm=True).ok
+    account = applied(exim, smtp, Mode.SMTPS)
 
-    result = BsdMailx(relay=exim.relay).send(
-        relay_target(account), make_message(mail_test_id, "mailx-bsd")
-    )
+    result = sent(BsdMailx(relay=exim.relay), account, mail_test_id, "mailx-bsd")
 
     assert not result.ok and result.step is Step.UNSUPPORTED
     assert "needs a local sendmail relay" in result.reason
@@ -134,8 +115,7 @@ def test_bsd_mailx_cannot_reach_a_private_exim(exim, smtp, mail_test_id):
 def test_mailutils_handing_over_to_the_local_sendmail_is_followed(postfix, smtp, mail_test_id):
     # GNU Mailutils without an SMTP URL calls sendmail; the relay follows the message.
     _require("mail.mailutils")
-    account = relay_account(smtp, Mode.STARTTLS, postfix.ca_file)
-    assert postfix.relay.apply(account, confirm=True).ok
+    account = applied(postfix, smtp, Mode.STARTTLS)
     target = relay_target(account)
     message, message_id = with_message_id(make_message(mail_test_id, "mailutils"), target.sender)
     argv = [

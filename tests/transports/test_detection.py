@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from transports import KEYS
+from transports.base import Detection
 from transports.detection import detect, probe_all
 from transports.run import RunOutput, run
 from transports.tlsinfo import CachedRun, plain_run
@@ -30,6 +31,13 @@ def stand_in(tmp_path: Path, name: str, output: str, exit_code: int = 0) -> str:
     script.write_text(f"#!/bin/sh\ncat <<'EOF'\n{output}\nEOF\nexit {exit_code}\n")
     script.chmod(0o755)
     return str(script)
+
+
+def detect_stand_in(
+    tmp_path: Path, key: str, output: str, name: str | None = None, exit_code: int = 0
+) -> Detection:
+    """``detect(key)`` on a stand-in (named ``name``, else ``key``) that prints ``output``."""
+    return detect(key, stand_in(tmp_path, name or key, output, exit_code))
 
 
 @pytest.fixture(scope="module")
@@ -204,13 +212,12 @@ OLD_CURLS = [
 
 @pytest.mark.parametrize(("token", "version", "expected"), OLD_CURLS)
 def test_old_curl_stand_in(tmp_path, token, version, expected):
-    fake = stand_in(
+    row = detect_stand_in(
         tmp_path,
         "curl",
         f"curl 7.19.7 (x86_64-redhat-linux-gnu) libcurl/7.19.7 {token} zlib/1.2.3\n"
         "Protocols: tftp ftp telnet dict ldap ldaps http file https ftps scp sftp",
     )
-    row = detect("curl", fake)
     assert row.found and row.version == "7.19.7"
     assert row.tls_library == token.split("/")[0]
     assert row.tls_library_version == version
@@ -229,20 +236,20 @@ def test_old_curl_stand_in(tmp_path, token, version, expected):
     ],
 )
 def test_old_openssl_stand_in(tmp_path, output, expected):
-    row = detect("openssl", stand_in(tmp_path, "openssl", output))
+    row = detect_stand_in(tmp_path, "openssl", output)
     assert (row.tls12, row.tls13) == expected
 
 
 def test_old_exim_stand_in(tmp_path):
-    fake = stand_in(
+    row = detect_stand_in(
         tmp_path,
-        "exim4",
+        "exim",
         "Exim version 4.84_2 #2 built 02-Feb-2016 14:52:13\n"
         "Support for: crypteq iconv() IPv6 GnuTLS move_frozen_messages DKIM PRDR OCSP\n"
         "Library version: GnuTLS: Compile: 3.3.8\n"
         "                         Runtime: 3.3.8",
+        name="exim4",
     )
-    row = detect("exim", fake)
     assert (row.found, row.version, row.tls_library, row.tls_library_version) == (
         True,
         "4.84_2",
@@ -253,14 +260,14 @@ def test_old_exim_stand_in(tmp_path):
 
 
 def test_exim_that_cannot_start(tmp_path):
-    fake = stand_in(tmp_path, "exim4", 'exim: failed to find uid for user name "Debian-exim"', 1)
-    row = detect("exim", fake)
+    output = 'exim: failed to find uid for user name "Debian-exim"'
+    row = detect_stand_in(tmp_path, "exim", output, name="exim4", exit_code=1)
     assert row.found and not row.usable
     assert "Debian-exim" in row.note
 
 
 def test_heirloom_stand_in(tmp_path):
-    row = detect("mailx-heirloom", stand_in(tmp_path, "mailx", "12.5 7/5/10"))
+    row = detect_stand_in(tmp_path, "mailx-heirloom", "12.5 7/5/10", name="mailx")
     assert row.found and row.version == "12.5"
     assert row.tls_library == "unknown"
     assert "script" in row.note
@@ -291,8 +298,7 @@ def test_snail15_stand_in(tmp_path):
 
 
 def test_neomutt_with_old_gnutls_stand_in(tmp_path):
-    fake = stand_in(tmp_path, "mutt", "NeoMutt 20170113 (1.7.2)\nGnuTLS: 2.12.23\n  +gnutls")
-    row = detect("mutt", fake)
+    row = detect_stand_in(tmp_path, "mutt", "NeoMutt 20170113 (1.7.2)\nGnuTLS: 2.12.23\n  +gnutls")
     assert (row.tls_library, row.tls_library_version, row.tls12, row.tls13) == (
         "GnuTLS",
         "2.12.23",
@@ -302,13 +308,12 @@ def test_neomutt_with_old_gnutls_stand_in(tmp_path):
 
 
 def test_python_without_ssl_stand_in(tmp_path):
-    fake = stand_in(
+    row = detect_stand_in(
         tmp_path,
         "python3",
         '{"executable": "/opt/py/bin/python3", "version": "3.9.2", '
         '"ssl_error": "ImportError: No module named _ssl"}',
     )
-    row = detect("python3", fake)
     assert row.found and row.version == "3.9.2"
     assert not row.usable
     assert (row.tls_library, row.tls12, row.tls13) == ("none", "no", "no")
@@ -316,13 +321,12 @@ def test_python_without_ssl_stand_in(tmp_path):
 
 
 def test_perl_missing_modules_stand_in(tmp_path):
-    fake = stand_in(
+    row = detect_stand_in(
         tmp_path,
         "perl",
         "perl=5.16.3\nNet::SSLeay=1.55\nIO::Socket::SSL=-\nNet::SMTP=2.31\nAuthen::SASL=-\n"
         "ssleay=OpenSSL 1.0.2k-fips  26 Jan 2017",
     )
-    row = detect("perl", fake)
     assert row.found and row.version == "5.16.3"
     assert not row.usable
     for text in ("libio-socket-ssl-perl", "libauthen-sasl-perl", "Net::SMTP >= 3.0"):
@@ -332,8 +336,7 @@ def test_perl_missing_modules_stand_in(tmp_path):
 
 
 def test_failing_and_hanging_tools(tmp_path):
-    failing = stand_in(tmp_path, "msmtp", "msmtp: cannot load libgnutls", 127)
-    row = detect("msmtp", failing)
+    row = detect_stand_in(tmp_path, "msmtp", "msmtp: cannot load libgnutls", exit_code=127)
     assert row.found and row.version is None
     assert "failed (exit 127): msmtp: cannot load libgnutls" in row.note
 

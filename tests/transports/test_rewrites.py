@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 
 import pytest
 from mailcommands import RECIPIENT, SENDER, Command, make_target
@@ -18,8 +19,8 @@ from transports.message import build_test_message
 
 CASES = [
     # command, headers whose values differ after sending
-    (Command("mutt", "mutt"), {"from", "content-transfer-encoding", "content-disposition"}),
-    (Command("mailutils", "mailx-mailutils"), {"user-agent"}),
+    (Command("mutt", "mutt"), {"from", "date", "content-transfer-encoding", "content-disposition"}),
+    (Command("mailutils", "mailx-mailutils"), {"date", "user-agent"}),
     (Command("s-nail", "snail14"), {"date", "mime-version", "content-type", "user-agent"}),
     (
         Command("heirloom-syntax-on-s-nail", "mailx-heirloom", "s-nail"),
@@ -43,6 +44,9 @@ def test_the_rewrites_are_known_and_reported(command, changed, smtp, mail_test_i
     sent = build_test_message(
         sender=SENDER, recipient=RECIPIENT, command=command.key, test_id=mail_test_id
     )
+    # A Date from the past: a tool that writes its own Date shows it every time, not only
+    # when the send happens to cross a second.
+    sent = re.sub(rb"(?m)^Date: .*$", b"Date: Mon, 01 Jan 2024 00:00:00 +0000", sent, count=1)
     result = command.transport().send(make_target(smtp, Mode.STARTTLS), sent)
 
     assert result.ok, result.transcript

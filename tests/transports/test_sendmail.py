@@ -14,7 +14,7 @@ import stat
 import pytest
 from mailcommands import RECIPIENT, SENDER, plain_target
 
-from transports.base import Step
+from transports.base import SendResult, Step, Transport
 from transports.mailx import BsdMailx
 from transports.registry import get
 from transports.relay import PostfixRelay
@@ -37,10 +37,20 @@ def fake_sendmail(tmp_path, exit_code: int, words: str = ""):
     return str(script)
 
 
+def sent(transport: Transport) -> SendResult:
+    """MESSAGE through ``transport``, to a plain target on port 25 with a 5 s limit."""
+    return transport.send(plain_target(25, timeout=5), MESSAGE)
+
+
+def unconfigured_postfix(tmp_path) -> PostfixRelay:
+    """A postfix relay whose configuration directory does not exist."""
+    return PostfixRelay(str(tmp_path / "no-such-postfix"))
+
+
 @pytest.mark.parametrize("key", ["postfix", "exim"])
 def test_a_queued_message_is_not_a_pass(key, tmp_path):
     exe = fake_sendmail(tmp_path, 0)
-    result = get(key, exe).send(plain_target(25, timeout=5), MESSAGE)
+    result = sent(get(key, exe))
 
     assert not result.ok
     assert result.step is Step.QUEUE
@@ -55,7 +65,7 @@ def test_a_queued_message_is_not_a_pass(key, tmp_path):
 
 def test_a_refusing_sendmail_fails_at_queue_with_its_words(tmp_path):
     exe = fake_sendmail(tmp_path, 75, "sendmail: fatal: queue file write error")
-    result = get("postfix", exe).send(plain_target(25, timeout=5), MESSAGE)
+    result = sent(get("postfix", exe))
 
     assert not result.ok
     assert result.step is Step.QUEUE
@@ -76,7 +86,7 @@ def test_the_real_postfix_sendmail_is_never_a_pass():
 
 
 def test_bsd_mailx_says_it_needs_a_local_relay():
-    result = get("mailx-bsd").send(plain_target(25, timeout=5), MESSAGE)
+    result = sent(get("mailx-bsd"))
 
     assert not result.ok
     assert result.step is Step.UNSUPPORTED
@@ -84,7 +94,7 @@ def test_bsd_mailx_says_it_needs_a_local_relay():
 
 
 def test_a_command_that_is_not_installed_is_unsupported_not_a_crash():
-    result = get("curl", "/nonexistent/curl").send(plain_target(25, timeout=5), MESSAGE)
+    result = sent(get("curl", "/nonexistent/curl"))
 
     assert not result.ok
     assert result.step is Step.UNSUPPORTED
@@ -92,9 +102,9 @@ def test_a_command_that_is_not_installed_is_unsupported_not_a_crash():
 
 
 def test_nothing_is_handed_to_a_relay_that_is_not_configured(tmp_path):
-    relay = PostfixRelay(str(tmp_path / "no-such-postfix"))
+    relay = unconfigured_postfix(tmp_path)
 
-    result = PostfixSendmail(relay=relay).send(plain_target(25, timeout=5), MESSAGE)
+    result = sent(PostfixSendmail(relay=relay))
 
     assert not result.ok
     assert result.step is Step.QUEUE
@@ -106,9 +116,9 @@ def test_nothing_is_handed_to_a_relay_that_is_not_configured(tmp_path):
     not shutil.which("bsd-mailx"), reason="bsd-mailx is not installed (CI installs it)"
 )
 def test_bsd_mailx_without_a_ready_relay_says_why(tmp_path):
-    relay = PostfixRelay(str(tmp_path / "no-such-postfix"))
+    relay = unconfigured_postfix(tmp_path)
 
-    result = BsdMailx(relay=relay).send(plain_target(25, timeout=5), MESSAGE)
+    result = sent(BsdMailx(relay=relay))
 
     assert not result.ok
     assert result.step is Step.UNSUPPORTED

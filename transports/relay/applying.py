@@ -1,12 +1,30 @@
-"""The outcomes of apply() that postfix and exim share: refused, rolled back, done."""
+"""What apply() of postfix and exim share: the outcomes refused, rolled back, done; the
+checks that roll back; apply() itself, from the configuration render() makes."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
-from ..run import RunOutput
+from ..run import RunOutput, run
 from .files import Backup, rights_problem
-from .model import ApplyResult
+from .follow import HandOverRelay
+from .model import ApplyResult, GeneratedConfig, RelayAccount
+
+
+class ConfiguredRelay(HandOverRelay):
+    """A relay that writes the configuration it renders for an account."""
+
+    def render(self, account: RelayAccount) -> GeneratedConfig:
+        raise NotImplementedError
+
+    def apply_config(
+        self, config: GeneratedConfig, *, confirm: bool = False, ca_file: str | None = None
+    ) -> ApplyResult:
+        raise NotImplementedError
+
+    def apply(self, account: RelayAccount, *, confirm: bool = False) -> ApplyResult:
+        return self.apply_config(self.render(account), confirm=confirm, ca_file=account.ca_file)
 
 
 def refusal(confirm: bool, config_dir: str, ca_file: str | None) -> ApplyResult | None:
@@ -59,3 +77,15 @@ def write_failed(backup: Backup, exc: OSError) -> ApplyResult:
         backups=backup.copies,
         rolled_back=True,
     )
+
+
+def rejection(
+    backup: Backup, written: list[str], steps: Iterable[tuple[str, list[str]]], timeout: float
+) -> ApplyResult | None:
+    """Run the relay's checks of the new files, each (name, argv) in turn; the first that
+    fails or times out puts the previous files back. None when all of them passed."""
+    for name, argv in steps:
+        out = run(argv, timeout=timeout)
+        if out.returncode != 0 or out.timed_out:
+            return rolled_back(backup, written, name, out)
+    return None

@@ -22,10 +22,10 @@ import signal
 from ..base import Target
 from ..detection import detect, which
 from ..run import RunOutput, run
-from .applying import refusal, rolled_back, write_failed
+from .applying import ConfiguredRelay, refusal, rejection, write_failed
+from .comparing import NOT_SET, Comparison
 from .exim_log import EximFollower
-from .files import backup_stamp, merged, read_text, take_backup, write_file
-from .follow import HandOverRelay
+from .files import backup_stamp, read_text, take_backup, write_merged
 from .model import (
     SYSTEM_CA_FILE,
     ApplyResult,
@@ -53,7 +53,6 @@ TRANSPORT_OPTIONS = (
     "tls_verify_hosts",
     "tls_verify_cert_hostnames",
 )
-NOT_SET = ("(not set)", "(nicht gesetzt)")
 
 
 def smarthost_for(account: RelayAccount) -> str:
@@ -89,7 +88,7 @@ def _parse_options(text: str) -> dict[str, str]:
     return values
 
 
-class EximRelay(HandOverRelay):
+class EximRelay(ConfiguredRelay):
     mta = "exim"
 
     def __init__(
@@ -275,9 +274,6 @@ class EximRelay(HandOverRelay):
 
     # -- apply --
 
-    def apply(self, account: RelayAccount, *, confirm: bool = False) -> ApplyResult:
-        return self.apply_config(self.render(account), confirm=confirm, ca_file=account.ca_file)
-
     def apply_config(
         self, config: GeneratedConfig, *, confirm: bool = False, ca_file: str | None = None
     ) -> ApplyResult:
@@ -296,13 +292,12 @@ class EximRelay(HandOverRelay):
         backup = take_backup([*written, generated], backup_stamp())
         try:
             for f in (settings, *config.files):
-                write_file(f.path, merged(read_text(f.path), f), f.mode, f.group)
+                write_merged(f)
         except OSError as exc:
             return write_failed(backup, exc)
-        for step in (self.update_argv(), [*self.exim(), "-bV"]):
-            out = run(step, timeout=COMMAND_TIMEOUT)
-            if out.returncode != 0 or out.timed_out:
-                return rolled_back(backup, written, os.path.basename(step[0]), out)
+        steps = [(os.path.basename(a[0]), a) for a in (self.update_argv(), [*self.exim(), "-bV"])]
+        if rejected := rejection(backup, written, steps, COMMAND_TIMEOUT):
+            return rejected
         pid = self.daemon_pid()
         if pid is not None:
             os.kill(pid, signal.SIGHUP)  # exim's daemon re-executes itself with the new file
@@ -338,29 +333,22 @@ class EximRelay(HandOverRelay):
         return [*self.exim(), "-odq", "-i", "-f", target.sender, "--", target.recipient]
 
 
-class EximComparison:
+class EximComparison(Comparison):
     """The differences between exim's effective configuration and what the account needs."""
 
+    mta = "exim"
+
     def __init__(self, status: RelayStatus, account: RelayAccount, wanted: GeneratedConfig):
-        self.status, self.account = status, account
-        self.have = status.settings
+        super().__init__(status, account, wanted)
         self.smarthost = smarthost_for(account)
         self.ca_file = account.ca_file or SYSTEM_CA_FILE
-        self.found: list[Difference] = []
 
-    def _add(self, setting: str, current: str, wanted: str, en: str, de: str) -> None:
-        self.found.append(Difference(setting, current, wanted, en, de))
-
-    def differences(self) -> list[Difference]:
-        if not self.status.installed:
-            self._add("exim", "", "", "exim is not installed", "exim ist nicht installiert")
-            return self.found
+    def _check(self) -> None:
         self._configtype()
         self._smarthost()
         self._protocol()
         self._tls()
         self._password()
-        return self.found
 
     def _configtype(self) -> None:
         have = self.have.get("dc_eximconfig_configtype", "")
@@ -472,19 +460,9 @@ class EximComparison:
                 f"passwd.client has no line for {host}: exim will not log in",
                 f"passwd.client hat keine Zeile für {host}: exim meldet sich nicht an",
             )
-        elif user != self.account.user:
-            self._add(
-                "relay_auth_user",
+        else:
+            self._login(
                 user,
-                self.account.user,
-                f"exim logs in as {user}, the account says {self.account.user}",
-                f"exim meldet sich als {user} an, das Konto nennt {self.account.user}",
-            )
-        elif self.status.password_digest != secret_digest(self.account.password):
-            self._add(
-                "relay_auth_password",
-                "…",
-                "…",
-                f"the password in passwd.client for {host} differs from the account's",
-                f"das Passwort in passwd.client für {host} weicht vom Konto ab",
+                ("relay_auth_user", "relay_auth_password"),
+                (f"passwd.client for {host}", f"passwd.client für {host}"),
             )

@@ -105,6 +105,11 @@ def merged(existing: str, generated: ConfigFile) -> str:
     return merge(existing, generated.content)
 
 
+def write_merged(f: ConfigFile) -> None:
+    """Write ``f`` merged into the file that is there, with its mode and group."""
+    write_file(f.path, merged(read_text(f.path), f), f.mode, f.group)
+
+
 def _line_key(line: str, separator: str | None) -> str | None:
     stripped = line.strip()
     if not stripped or stripped.startswith("#"):

@@ -14,9 +14,9 @@ import os
 from ..base import Target
 from ..detection import detect, which
 from ..run import RunOutput, run
-from .applying import refusal, rolled_back, write_failed
-from .files import Backup, backup_stamp, merged, read_text, take_backup, write_file
-from .follow import HandOverRelay
+from .applying import ConfiguredRelay, refusal, rejection, rolled_back, write_failed
+from .comparing import NOT_SET, Comparison
+from .files import Backup, backup_stamp, take_backup, write_file, write_merged
 from .model import (
     SYSTEM_CA_FILE,
     ApplyResult,
@@ -56,7 +56,6 @@ SETTINGS = (
     "queue_directory",
     "sendmail_path",
 )
-NOT_SET = ("(not set)", "(nicht gesetzt)")
 
 
 def relayhost_for(account: RelayAccount) -> str:
@@ -80,7 +79,7 @@ def _map_files(value: str) -> list[str]:
     return [m for m in value.replace(",", " ").split() if ":" in m]
 
 
-class PostfixRelay(HandOverRelay):
+class PostfixRelay(ConfiguredRelay):
     mta = "postfix"
 
     def __init__(self, config_dir: str | None = None) -> None:
@@ -237,9 +236,6 @@ class PostfixRelay(HandOverRelay):
 
     # -- apply --
 
-    def apply(self, account: RelayAccount, *, confirm: bool = False) -> ApplyResult:
-        return self.apply_config(self.render(account), confirm=confirm, ca_file=account.ca_file)
-
     def apply_config(
         self, config: GeneratedConfig, *, confirm: bool = False, ca_file: str | None = None
     ) -> ApplyResult:
@@ -250,16 +246,18 @@ class PostfixRelay(HandOverRelay):
         backup = take_backup(written, backup_stamp())
         try:
             for f in config.files:
-                write_file(f.path, merged(read_text(f.path), f), f.mode, f.group)
+                write_merged(f)
             if not os.path.exists(self.main_cf):  # Debian's "No configuration" leaves none
                 write_file(self.main_cf, "", 0o644)
         except OSError as exc:
             return write_failed(backup, exc)
         assignments = [f"{k}={v}" for k, v in config.settings.items()]
-        for step in (("postconf", "-e", *assignments), ("postfix", "check")):
-            out = self._run(*step)
-            if out.returncode != 0 or out.timed_out:
-                return rolled_back(backup, written, " ".join(step[:2]), out)
+        steps = [
+            (" ".join(step[:2]), self._command(*step))
+            for step in (("postconf", "-e", *assignments), ("postfix", "check"))
+        ]
+        if rejected := rejection(backup, written, steps, COMMAND_TIMEOUT):
+            return rejected
         return self._activate(backup, written)
 
     def _activate(self, backup: Backup, written: list[str]) -> ApplyResult:
@@ -315,22 +313,17 @@ class PostfixRelay(HandOverRelay):
         return {} if self.config_dir == DEFAULT_CONFIG_DIR else {"MAIL_CONFIG": self.config_dir}
 
 
-class PostfixComparison:
+class PostfixComparison(Comparison):
     """The differences between postfix's effective settings and what the account needs."""
 
+    mta = "postfix"
+
     def __init__(self, status: RelayStatus, account: RelayAccount, wanted: GeneratedConfig):
-        self.status, self.account = status, account
-        self.have = status.settings
+        super().__init__(status, account, wanted)
         self.want = wanted.settings
         self.key = relayhost_for(account)
-        self.found: list[Difference] = []
 
-    def differences(self) -> list[Difference]:
-        if not self.status.installed:
-            self._add(
-                "postfix", "", "", "postfix is not installed", "postfix ist nicht installiert"
-            )
-            return self.found
+    def _check(self) -> None:
         if not self.status.configured:
             self._add(
                 "main.cf",
@@ -340,17 +333,13 @@ class PostfixComparison:
                 f"postfix hat keine {self.status.config_path}: die erzeugte Konfiguration "
                 "übernehmen",
             )
-            return self.found
+            return
         self._relayhost()
         self._wrappermode()
         self._tls_level()
         self._ca()
         self._sasl()
         self._running()
-        return self.found
-
-    def _add(self, setting: str, current: str, wanted: str, en: str, de: str) -> None:
-        self.found.append(Difference(setting, current, wanted, en, de))
 
     def _show(self, name: str) -> tuple[str, str]:
         value = self.have.get(name, "")
@@ -485,22 +474,11 @@ class PostfixComparison:
                     f"für {self.key}",
                 )
             return
-        if user != self.account.user:
-            self._add(
-                "relay_sasl_user",
-                user,
-                self.account.user,
-                f"postfix logs in as {user}, the account says {self.account.user}",
-                f"postfix meldet sich als {user} an, das Konto nennt {self.account.user}",
-            )
-        elif self.status.password_digest != secret_digest(self.account.password):
-            self._add(
-                "relay_sasl_password",
-                "…",
-                "…",
-                f"the password in postfix's map for {self.key} differs from the account's",
-                f"das Passwort in der Tabelle von postfix für {self.key} weicht vom Konto ab",
-            )
+        self._login(
+            user,
+            ("relay_sasl_user", "relay_sasl_password"),
+            (f"postfix's map for {self.key}", f"der Tabelle von postfix für {self.key}"),
+        )
 
     def _running(self) -> None:
         if self.status.running is False:
