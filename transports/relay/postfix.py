@@ -14,6 +14,7 @@ import os
 from ..base import Target
 from ..detection import detect, which
 from ..run import RunOutput, run
+from ..versions import parse_assignments
 from .applying import ConfiguredRelay, refusal, rejection, rolled_back, write_failed
 from .comparing import NOT_SET, Comparison
 from .files import Backup, backup_stamp, take_backup, write_file, write_merged
@@ -63,17 +64,6 @@ def relayhost_for(account: RelayAccount) -> str:
     return f"[{account.host}]:{account.port}"
 
 
-def _parse_postconf(text: str) -> dict[str, str]:
-    values = {}
-    for line in text.splitlines():
-        name, sep, value = line.partition(" = ")
-        if sep:
-            values[name.strip()] = value.strip()
-        elif line.endswith(" ="):
-            values[line[:-2].strip()] = ""
-    return values
-
-
 def _map_files(value: str) -> list[str]:
     """``texthash:/a, hash:/b`` -> the lookup tables, as postmap takes them."""
     return [m for m in value.replace(",", " ").split() if ":" in m]
@@ -106,7 +96,7 @@ class PostfixRelay(ConfiguredRelay):
         return run(self._command(name, *args), timeout=COMMAND_TIMEOUT)
 
     def postconf(self, *names: str) -> dict[str, str]:
-        return _parse_postconf(self._run("postconf", *names).stdout)
+        return parse_assignments(self._run("postconf", *names).stdout)
 
     def _lookup(self, key: str, table: str) -> str | None:
         out = self._run("postmap", "-q", key, table)
@@ -140,7 +130,7 @@ class PostfixRelay(ConfiguredRelay):
             status.notes.append("postfix is not installed (no postconf)")
             return status
         status.installed = True
-        status.version = _parse_postconf(
+        status.version = parse_assignments(
             run(
                 [which("postconf") or "postconf", "-d", "mail_version"], timeout=COMMAND_TIMEOUT
             ).stdout
