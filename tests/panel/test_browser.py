@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from transports.catalogue import KEYS
 from xmailadmin import services
@@ -114,9 +115,11 @@ def test_an_administrator_sets_up_and_tests_mail_in_the_browser(
     failed.wait_for(timeout=60_000)
     assert "nicht unterstützt" in failed.inner_text()
     assert page.evaluate("window.__noReload") is True
-    assert TestSend.objects.filter(state="passed").count() + TestSend.objects.filter(
-        state="warning"
-    ).count() == 2
+    assert (
+        TestSend.objects.filter(state="passed").count()
+        + TestSend.objects.filter(state="warning").count()
+        == 2
+    )
     page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
 
     # The transcript opens in place.
@@ -129,6 +132,31 @@ def test_an_administrator_sets_up_and_tests_mail_in_the_browser(
     page.screenshot(path=str(SHOTS / "dashboard-transcript.png"), full_page=True)
 
 
+def drag_to_top(page, key: str, until: str, tries: int = 3) -> None:
+    """Drag a command's handle above the first row, as a person does, until ``until`` shows.
+
+    A synthetic drag started while htmx is still swapping the list can miss; the person
+    would simply drag again, and so does this (the outcome is what the test checks).
+    """
+    for attempt in range(1, tries + 1):
+        page.wait_for_load_state("networkidle")
+        handle = page.locator(f'.order-item[data-key="{key}"] .handle')
+        handle.scroll_into_view_if_needed()
+        box_from = handle.bounding_box()
+        box_to = page.locator(".order-item").first.bounding_box()
+        page.mouse.move(box_from["x"] + 5, box_from["y"] + 5)
+        page.mouse.down()
+        page.mouse.move(box_from["x"] + 5, box_from["y"] - 10, steps=5)  # start the drag
+        page.mouse.move(box_to["x"] + 20, box_to["y"] + 2, steps=25)
+        page.mouse.up()
+        try:
+            page.locator(until).wait_for(timeout=8000)
+            return
+        except PlaywrightTimeoutError:
+            if attempt == tries:
+                raise
+
+
 def test_an_administrator_reorders_by_dragging_and_by_buttons(page, live_server, panel_admin):
     base = live_server.url
     log_in(page, base)
@@ -137,32 +165,17 @@ def test_an_administrator_reorders_by_dragging_and_by_buttons(page, live_server,
     assert first.get_attribute("data-key") == "python"
 
     # Drag curl (4th) above python (1st).
-    handle = page.locator('.order-item[data-key="curl"] .handle')
-    target = page.locator('.order-item[data-key="python"]')
-    box_from, box_to = handle.bounding_box(), target.bounding_box()
-    page.mouse.move(box_from["x"] + 5, box_from["y"] + 5)
-    page.mouse.down()
-    page.mouse.move(box_to["x"] + 20, box_to["y"] + 2, steps=20)
-    page.mouse.up()
-    page.locator('.order-item[data-key="curl"] >> text=wird benutzt').wait_for()
+    drag_to_top(page, "curl", until='.order-item[data-key="curl"] >> text=wird benutzt')
     assert [s.key for s in TransportSetting.ordered()][0] == "curl"
     page.screenshot(path=str(SHOTS / "order.png"), full_page=True)
 
     # Up/down buttons.
     page.locator('.order-item[data-key="perl"] [data-direction="up"]').click()
-    page.wait_for_function(
-        "document.querySelectorAll('.order-item')[2].dataset.key === 'perl'"
-    )
+    page.wait_for_function("document.querySelectorAll('.order-item')[2].dataset.key === 'perl'")
     assert [s.key for s in TransportSetting.ordered()][:3] == ["curl", "python", "perl"]
 
     # An unsuitable command dragged to the top asks first.
-    handle = page.locator('.order-item[data-key="mutt"] .handle')
-    box_from, box_to = handle.bounding_box(), page.locator(".order-item").first.bounding_box()
-    page.mouse.move(box_from["x"] + 5, box_from["y"] + 5)
-    page.mouse.down()
-    page.mouse.move(box_to["x"] + 20, box_to["y"] + 2, steps=25)
-    page.mouse.up()
-    page.locator("#order-confirm").wait_for()
+    drag_to_top(page, "mutt", until="#order-confirm")
     assert [s.key for s in TransportSetting.ordered()][0] == "curl"
     page.screenshot(path=str(SHOTS / "order-confirm.png"), full_page=True)
     page.locator("#order-confirm button").click()
