@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,21 +205,16 @@ def _database_url() -> str:
     raise RuntimeError(f"no worker for database engine {data['ENGINE']}")
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(
-    django_db_setup, embedded_broker: dict, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[WorkerProcess]:
-    """``celery -A xmailadmin worker`` on Redis, reading and writing the test database."""
-    url = _redis_url()
-    if not _redis_answers(url):
-        pytest.skip(f"Redis does not answer at {url}")
-    var = tmp_path_factory.mktemp("worker-var")
+@contextmanager
+def worker_process(queue: str, var: Path) -> Iterator[WorkerProcess]:
+    """``celery -A xmailadmin worker`` on Redis for ``queue``, reading and writing the
+    test database; stopped (TERM, then KILL) on leaving."""
     log = var / "worker.log"
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
-        "REDIS_URL": url,
-        "XMAILADMIN_CELERY_QUEUE": SESSION_QUEUE,
+        "REDIS_URL": _redis_url(),
+        "XMAILADMIN_CELERY_QUEUE": queue,
         "XMAILADMIN_FERNET_KEY": ",".join(settings.FERNET_KEYS),
         "DJANGO_SECRET_KEY": settings.SECRET_KEY,
         "XMAILADMIN_HEARTBEAT_SECONDS": "1",
@@ -230,7 +226,7 @@ def celery_worker_process(
             [
                 sys.executable, "-m", "celery", "-A", "xmailadmin", "worker",
                 "--loglevel", "INFO", "--concurrency", "4", "--pool", "prefork",
-                "--hostname", f"{SESSION_QUEUE}@%h", "--without-mingle", "--without-gossip",
+                "--hostname", f"{queue}@%h", "--without-mingle", "--without-gossip",
             ],
             cwd=REPO,
             env=env,
@@ -238,8 +234,7 @@ def celery_worker_process(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-    use_broker(url)
-    worker = WorkerProcess(proc, log, SESSION_QUEUE)
+    worker = WorkerProcess(proc, log, queue)
     try:
         deadline = time.monotonic() + 30
         while " ready." not in worker.log_text():
@@ -248,15 +243,31 @@ def celery_worker_process(
             time.sleep(0.2)
         yield worker
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        if _redis_answers(url):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if _redis_answers(_redis_url()):
             with celery_app.connection_for_write() as conn:
-                conn.default_channel.queue_delete(SESSION_QUEUE)
+                conn.default_channel.queue_delete(queue)
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(
+    django_db_setup, embedded_broker: dict, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    """The session's worker on Redis (see worker_process)."""
+    url = _redis_url()
+    if not _redis_answers(url):
+        pytest.skip(f"Redis does not answer at {url}")
+    use_broker(url)
+    try:
+        with worker_process(SESSION_QUEUE, tmp_path_factory.mktemp("worker-var")) as worker:
+            yield worker
+    finally:
         use_broker("filesystem://", embedded_broker)
 
 

@@ -7,14 +7,19 @@ fixture, on Redis, sharing the test database file with this process.
 from __future__ import annotations
 
 import io
+import os
+import signal
 import time
 
 import pytest
 from celery.signals import before_task_publish
+from conftest import worker_process
 from django.core.management import call_command
 from django.urls import reverse
 
 from transports.catalogue import KEYS
+from xmailadmin import services
+from xmailadmin.celery import app as celery_app
 from xmailadmin.models import Account, ProbeRun, State, TestSend
 
 pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]
@@ -101,3 +106,44 @@ def test_test_all_and_a_probe_run_in_a_real_worker(live_worker, smtp_server, cli
     detail = reverse("send-detail", args=[sends["curl"].pk])
     for url in (reverse("dashboard"), reverse("history"), detail):
         assert password not in client.get(url).content.decode()
+
+
+def test_a_send_left_running_by_a_killed_worker_is_failed_with_that_reason(
+    live_worker, silent_server, tmp_path, client, panel_admin
+):
+    # A worker of its own, so killing it leaves the session's worker alone.
+    queue = f"{live_worker.queue}-doomed"
+    account = Account(
+        name="Stumm", host="127.0.0.1", port=silent_server.port, username="u",
+        sender="panel@example.org", recipient="admin@example.org", is_default=True,
+    )  # fmt: skip
+    account.set_password("S3cret-pw")
+    account.save()
+    client.force_login(panel_admin)
+    default_queue = celery_app.conf.task_default_queue
+    with worker_process(queue, tmp_path) as doomed:
+        celery_app.conf.task_default_queue = queue
+        try:
+            (send,) = services.start_tests(account, ["python3"], panel_admin)
+        finally:
+            celery_app.conf.task_default_queue = default_queue
+        wait_until(lambda: TestSend.objects.get(pk=send.pk).state == State.RUNNING, doomed)
+        # The send hangs on the silent server; the worker dies under it, as in a crash.
+        os.killpg(doomed.proc.pid, signal.SIGKILL)
+        doomed.proc.wait()
+
+    url = reverse("row", args=[account.pk, "python3"])
+    poll_until_final(client, url, timeout=30)
+    send.refresh_from_db()
+    assert send.state == State.FAILED
+    # In the language of the one who clicked: German here.
+    assert f"Der Worker {queue}@" in send.reason
+    assert "aufgehört zu arbeiten, während der Auftrag lief" in send.reason
+
+
+def wait_until(condition, worker, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met:\n" + worker.log_text()[-3000:])
+        time.sleep(0.2)
