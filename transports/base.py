@@ -94,6 +94,22 @@ def normalise_host(host: str) -> str:
     return ascii_host.lower()
 
 
+def check_server(host: str, port: int, mode: Mode | str | None) -> tuple[str, Mode]:
+    """Host in the form tools accept, and the mode (from the port when not given)."""
+    host = normalise_host(host)
+    if not isinstance(port, int) or not 1 <= port <= 65535:
+        raise TargetError(f"port out of range 1-65535: {port!r}")
+    return host, Mode.for_port(port) if mode is None else Mode(mode)
+
+
+def check_credentials(user: str, password: str) -> None:
+    for name, value in (("user", user), ("password", password)):
+        if any(c in value for c in "\r\n\0"):
+            raise TargetError(f"{name} contains a line break or NUL")
+    if not user or len(user) > 254:
+        raise TargetError("user is empty or too long")
+
+
 def check_address(address: str) -> str:
     if len(address) > 254 or not _ADDRESS.match(address):
         raise TargetError(f"not a valid mail address: {address!r}")
@@ -117,21 +133,12 @@ class Target:
     helo: str = "xmailadmin.localdomain"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "host", normalise_host(self.host))
-        if not isinstance(self.port, int) or not 1 <= self.port <= 65535:
-            raise TargetError(f"port out of range 1-65535: {self.port!r}")
-        if self.mode is None:
-            object.__setattr__(self, "mode", Mode.for_port(self.port))
-        else:
-            object.__setattr__(self, "mode", Mode(self.mode))
+        host, mode = check_server(self.host, self.port, self.mode)
+        object.__setattr__(self, "host", host)
+        object.__setattr__(self, "mode", mode)
         check_address(self.sender)
         check_address(self.recipient)
-        for name in ("user", "password"):
-            value = getattr(self, name)
-            if any(c in value for c in "\r\n\0"):
-                raise TargetError(f"{name} contains a line break or NUL")
-        if not self.user or len(self.user) > 254:
-            raise TargetError("user is empty or too long")
+        check_credentials(self.user, self.password)
         if not 0 < self.timeout <= 3600:
             raise TargetError("timeout must be between 0 and 3600 seconds")
 

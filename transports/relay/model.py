@@ -15,7 +15,16 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from ..base import Detection, Mode, SendResult, Target, TargetError, normalise_host
+from ..base import (
+    Detection,
+    Mode,
+    SendResult,
+    Target,
+    TargetError,
+    check_credentials,
+    check_server,
+    normalise_host,
+)
 from ..secrecy import MASK
 
 # Debian's bundle of the CAs the system trusts: the default when the account names none.
@@ -49,17 +58,10 @@ class RelayAccount:
     tls_name: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "host", normalise_host(self.host))
-        if not isinstance(self.port, int) or not 1 <= self.port <= 65535:
-            raise TargetError(f"port out of range 1-65535: {self.port!r}")
-        mode = Mode.for_port(self.port) if self.mode is None else Mode(self.mode)
+        host, mode = check_server(self.host, self.port, self.mode)
+        object.__setattr__(self, "host", host)
         object.__setattr__(self, "mode", mode)
-        if not self.user or len(self.user) > 254:
-            raise TargetError("user is empty or too long")
-        for name in ("user", "password"):
-            value = getattr(self, name)
-            if any(c in value for c in "\r\n\0"):
-                raise TargetError(f"{name} contains a line break or NUL")
+        check_credentials(self.user, self.password)
         # Both password files split "user:password" at the first colon and trim blanks.
         if ":" in self.user or any(c.isspace() for c in self.user):
             raise TargetError("user must not contain ':' or blanks: the relay files split there")
