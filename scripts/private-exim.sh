@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # A private copy of Debian's exim4, for testing the exim relay on a machine with postfix.
 #
-#   scripts/private-exim.sh [DIR]      default DIR: var/private-exim
+#   scripts/private-exim.sh [DIR]      default DIR: .cache/private-exim
+#
+# Not under var/, which is 0700: exim's daemon re-executes itself on SIGHUP as its own
+# user (Debian-exim), which must be able to reach the binary.
 #
 # exim4 and postfix conflict as Debian packages, so exim is not installed: its three
 # packages are downloaded (apt-get download) and unpacked (dpkg -x) into DIR/root, once;
@@ -12,7 +15,7 @@
 # Running it: see docs/relays.md (exim -C FILE, a private spool and log, update-exim4.conf -d/-o).
 set -euo pipefail
 
-dir=${1:-"$(dirname "$0")/../var/private-exim"}
+dir=${1:-"$(dirname "$0")/../.cache/private-exim"}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 packages=(exim4-daemon-light exim4-base exim4-config)

@@ -5,9 +5,10 @@
 #
 # Migrates the database, compiles translations if needed, collects static
 # files, makes sure a first administrator exists, then starts and supervises
-# three processes: the web server (gunicorn on 127.0.0.1:$PORT), a Celery
-# worker and Celery beat. Ctrl-C (or TERM) stops all three; if one of them
-# dies, the others are stopped too. Without REDIS_URL the broker is embedded
+# three processes (scripts/supervise.sh): the web server (gunicorn on
+# 127.0.0.1:$PORT), a Celery worker and Celery beat. Ctrl-C (or TERM) stops all
+# three; one that dies is started again (with a backoff, at most 5 times a
+# minute) and the others go on. Without REDIS_URL the broker is embedded
 # (folders under var/celery), so no other server is needed.
 #
 # Environment: PORT (8000), XMAILADMIN_BIND (127.0.0.1), REDIS_URL, DATABASE_URL,
@@ -54,28 +55,6 @@ else
     broker="embedded (folders in var/celery; set REDIS_URL to use Redis)"
 fi
 
-pids=()
-stopping=0
-stop_all() {
-    [ "$stopping" = 1 ] && return
-    stopping=1
-    echo "== xmailadmin: stopping web, worker and beat"
-    kill -TERM "${pids[@]}" 2>/dev/null || true
-    wait "${pids[@]}" 2>/dev/null || true
-}
-trap 'stop_all; exit 130' INT
-trap 'stop_all; exit 143' TERM
-
-"$BIN/gunicorn" xmailadmin.wsgi \
-    --bind "$BIND:$PORT" \
-    --workers "${WEB_WORKERS:-2}" --threads "${WEB_THREADS:-8}" --worker-class gthread \
-    --timeout 60 --graceful-timeout 10 --access-logfile - &
-pids+=($!)
-"$BIN/celery" -A xmailadmin worker --loglevel INFO --without-mingle --without-gossip &
-pids+=($!)
-"$BIN/celery" -A xmailadmin beat --loglevel INFO &
-pids+=($!)
-
 cat <<TXT
 == xmailadmin is starting
    URL:     http://$BIND:$PORT/
@@ -84,10 +63,12 @@ $(printf '%s\n' "$login" | sed 's/^/   /')
    Stop with Ctrl-C.
 TXT
 
-set +e
-wait -n "${pids[@]}"
-status=$?
-set -e
-echo "== xmailadmin: a process ended (exit $status)" >&2
-stop_all
-exit "$status"
+# supervise.sh keeps the three running: a worker killed by a broker problem (or
+# anything else) is restarted, and the web server stays up meanwhile.
+exec scripts/supervise.sh \
+    web "$BIN/gunicorn" xmailadmin.wsgi \
+        --bind "$BIND:$PORT" \
+        --workers "${WEB_WORKERS:-2}" --threads "${WEB_THREADS:-8}" --worker-class gthread \
+        --timeout 60 --graceful-timeout 10 --access-logfile - \
+    -- worker "$BIN/celery" -A xmailadmin worker --loglevel INFO --without-mingle --without-gossip \
+    -- beat "$BIN/celery" -A xmailadmin beat --loglevel INFO

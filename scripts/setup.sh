@@ -17,6 +17,7 @@ TEST_PACKAGES=(
     libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl
     chromium redis-server redis-tools gettext make
     libgnutls-dane0 libidn12  # exim's libraries: tests run a private exim beside postfix
+    systemd  # systemd-analyze verify for deploy/systemd/ (works without systemd as PID 1)
 )
 packages=("${RUN_PACKAGES[@]}")
 [ "$profile" = test ] && packages+=("${TEST_PACKAGES[@]}")

@@ -17,7 +17,7 @@ fi
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null
 
 # exim conflicts with postfix as a package: the tests use a private unpacked copy.
-scripts/private-exim.sh var/private-exim >/dev/null
+scripts/private-exim.sh .cache/private-exim >/dev/null
 
 .venv/bin/ruff check .
 status=0

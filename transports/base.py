@@ -1,8 +1,8 @@
 """The contract every mail command follows: what it is sent, what it reports.
 
-A transport is a small class with two jobs: ``detect()`` says whether the
-command is on this machine and which TLS library it uses, ``send()`` hands
-one message to an SMTP target and says what happened. The shared steps
+A transport is a small class whose ``send()`` hands one message to an SMTP
+target and says what happened; ``detection.detect(key)`` says whether the
+command is on this machine and which TLS library it uses. The shared steps
 (running a process with a timeout, keeping the password out of argv,
 removing secrets from transcripts, classifying failures) live here and in
 ``run``/``secrecy``/``classify`` so a concrete transport stays short.
@@ -12,18 +12,29 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import os
 import re
 import shutil
+import socket
+import ssl
+import stat
 import time
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from .run import RunOutput
 from .secrecy import redact
+from .texts import Text, gettext_noop
 
 TRANSCRIPT_LIMIT = 20_000
-NOT_VERIFIED_BY_TOOL = "the server certificate was not verified: this command does not check it"
-NOT_VERIFIED_SWITCHED_OFF = "the server certificate was not verified: the check is switched off"
+SENT = Text(gettext_noop("sent"))
+NOT_VERIFIED_BY_TOOL = Text(
+    gettext_noop("the server certificate was not verified: this command does not check it")
+)
+NOT_VERIFIED_SWITCHED_OFF = Text(
+    gettext_noop("the server certificate was not verified: the check is switched off")
+)
 # Control characters a tool may echo (a SASL debug line holds NULs); databases refuse NUL.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -68,10 +79,70 @@ class Step(enum.StrEnum):
 # else ever reaches a command line or a config file we write.
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$")
+# Syntax in a shell, an rc file (mutt runs backticks through /bin/sh) or a config
+# format. Refused in every value but the password, so that no tool's quoting rule
+# can be got wrong; the password is quoted per format and may hold any of them.
+SHELL_CHARS = frozenset(";|&$`<>\\\"'(){}[]*?!~#")
+CA_FILE_MAX_BYTES = 10 * 1024 * 1024
 
 
 class TargetError(ValueError):
-    """The target is not safe or not complete enough to try."""
+    """The target is not safe or not complete enough to try; ``text`` says why."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(str(text))
+        self.text = text
+
+
+def _code_point(char: str) -> str:
+    return f"U+{ord(char):04X}"
+
+
+def invisible_char(value: str) -> str | None:
+    """The first control or format character (line breaks, NUL, zero-width, bidi)."""
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cf"):
+            return char
+    return None
+
+
+def config_value(value: str) -> str:
+    """Every value written into a tool's rc or config file: a line break would end
+    the value and start a setting of the attacker's (the last line of defence; Target
+    refuses these already)."""
+    if (char := invisible_char(value)) is not None:
+        raise TargetError(
+            Text(
+                gettext_noop("a control character (%(char)s) cannot go into a config file"),
+                {"char": _code_point(char)},
+            )
+        )
+    return value
+
+
+def check_plain(name: Text, value: str) -> str:
+    """A value written into argv or a tool's config file: printable, no blank, no syntax.
+    ``name`` names the value in the sentence that refuses it."""
+    if (char := invisible_char(value)) is not None:
+        if char in "\r\n\0":
+            msgid = gettext_noop("%(name)s contains a line break or NUL (%(char)s)")
+        else:
+            msgid = gettext_noop("%(name)s contains a control character (%(char)s)")
+        raise TargetError(Text(msgid, {"name": name, "char": _code_point(char)}))
+    if any(c.isspace() for c in value):
+        raise TargetError(Text(gettext_noop("%(name)s contains a blank"), {"name": name}))
+    if bad := sorted({c for c in value if c in SHELL_CHARS}):
+        raise TargetError(
+            Text(
+                gettext_noop("%(name)s contains the special character %(char)s"),
+                {"name": name, "char": repr(bad[0])},
+            )
+        )
+    return value
+
+
+def _bad_host(host: str) -> TargetError:
+    return TargetError(Text(gettext_noop("not a valid host name: %(host)s"), {"host": repr(host)}))
 
 
 def normalise_host(host: str) -> str:
@@ -79,41 +150,105 @@ def normalise_host(host: str) -> str:
     host = host.strip()
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+    # IDNA would silently drop a zero-width character; a bidi mark disguises the name.
+    if invisible_char(host) is not None:
+        raise _bad_host(host)
     try:
         return str(ipaddress.ip_address(host))
     except ValueError:
         pass
+    if _legacy_ipv4(host):
+        # 2130706433, 0x7f000001 and 127.1 all mean 127.0.0.1 to some tools and a host
+        # name to others: one spelling, so every command connects to the same place.
+        raise TargetError(
+            Text(
+                gettext_noop("write the IPv4 address in dotted form (a.b.c.d): %(host)s"),
+                {"host": repr(host)},
+            )
+        )
     try:
         ascii_host = host.encode("idna").decode("ascii")
     except UnicodeError as exc:
-        raise TargetError(f"not a valid host name: {host!r}") from exc
+        raise _bad_host(host) from exc
     ascii_host = ascii_host.rstrip(".")
     labels = ascii_host.split(".")
     if not ascii_host or len(ascii_host) > 253 or not all(_HOST_LABEL.match(x) for x in labels):
-        raise TargetError(f"not a valid host name: {host!r}")
+        raise _bad_host(host)
     return ascii_host.lower()
+
+
+def _legacy_ipv4(host: str) -> bool:
+    """inet_aton's forms (decimal, hex, octal, fewer than four parts) that are no
+    dotted quad; a name whose last label is all digits is one of them too."""
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return host.rstrip(".").rsplit(".", 1)[-1].isdigit()
+    return True
 
 
 def check_server(host: str, port: int, mode: Mode | str | None) -> tuple[str, Mode]:
     """Host in the form tools accept, and the mode (from the port when not given)."""
     host = normalise_host(host)
-    if not isinstance(port, int) or not 1 <= port <= 65535:
-        raise TargetError(f"port out of range 1-65535: {port!r}")
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise TargetError(
+            Text(gettext_noop("port out of range 1-65535: %(port)s"), {"port": repr(port)})
+        )
     return host, Mode.for_port(port) if mode is None else Mode(mode)
 
 
 def check_credentials(user: str, password: str) -> None:
-    for name, value in (("user", user), ("password", password)):
-        if any(c in value for c in "\r\n\0"):
-            raise TargetError(f"{name} contains a line break or NUL")
     if not user or len(user) > 254:
-        raise TargetError("user is empty or too long")
+        raise TargetError(Text(gettext_noop("user is empty or too long")))
+    check_plain(Text(gettext_noop("user")), user)
+    if invisible_char(password) is not None:
+        raise TargetError(
+            Text(gettext_noop("password contains a line break or another control character"))
+        )
 
 
 def check_address(address: str) -> str:
     if len(address) > 254 or not _ADDRESS.match(address):
-        raise TargetError(f"not a valid mail address: {address!r}")
-    return address
+        raise TargetError(
+            Text(gettext_noop("not a valid mail address: %(address)s"), {"address": repr(address)})
+        )
+    return check_plain(Text(gettext_noop("mail address")), address)
+
+
+def check_ca_file(path: str) -> str:
+    """The CA file's name as it may go into a tool's config: absolute and plain."""
+    check_plain(Text(gettext_noop("CA file")), path)
+    if not path.startswith("/") or len(path) > 1024:
+        raise TargetError(
+            Text(gettext_noop("CA file must be an absolute path: %(path)s"), {"path": repr(path)})
+        )
+    return path
+
+
+def ca_file_problem(path: str) -> Text | None:
+    """Why ``path`` cannot serve as a CA file, or None. One sentence for a missing,
+    unreadable or wrong file, so the answer never tells which files exist."""
+    unusable = Text(
+        gettext_noop("the CA file %(path)s holds no usable certificate"), {"path": path}
+    )
+    try:
+        check_ca_file(path)
+        # Non-blocking: a FIFO named as CA file must not hang the send.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY), "rb") as fh:
+            info = os.fstat(fh.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_size > CA_FILE_MAX_BYTES:
+                return unusable
+            data = fh.read(CA_FILE_MAX_BYTES + 1)
+    except (OSError, TargetError):
+        return unusable
+    # A file that also holds a private key (the server's own, the product's) is no CA file.
+    if b"-----BEGIN CERTIFICATE-----" not in data or b"PRIVATE KEY-----" in data:
+        return unusable
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=data.decode("ascii"))
+    except (ssl.SSLError, ValueError, UnicodeDecodeError):
+        return unusable
+    return None
 
 
 @dataclass(frozen=True)
@@ -139,8 +274,10 @@ class Target:
         check_address(self.sender)
         check_address(self.recipient)
         check_credentials(self.user, self.password)
+        if self.ca_file is not None:
+            check_ca_file(self.ca_file)
         if not 0 < self.timeout <= 3600:
-            raise TargetError("timeout must be between 0 and 3600 seconds")
+            raise TargetError(Text(gettext_noop("timeout must be between 0 and 3600 seconds")))
 
     @property
     def implicit_tls(self) -> bool:
@@ -156,7 +293,7 @@ class Target:
 class SendResult:
     ok: bool
     step: Step
-    reason: str
+    reason: Text
     command: str = ""
     exit_code: int | None = None
     transcript: str = ""
@@ -164,15 +301,21 @@ class SendResult:
     tls_version: str | None = None
     verified: bool = True  # False: the tool did not check the server certificate
     delivered: bool | None = None  # None: the tool talks SMTP itself, delivery is the 250
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Text] = field(default_factory=list)
     detail: str = ""  # the tool's own words for the failure
     # A stable name of the reason for translations: a Step value, tls_hostname,
     # tls_untrusted, tls_version, tls_mode, not_installed, queued_unverified, ...
     reason_code: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the sentences in English, and as data (``reason_text``,
+        ``warning_texts``: message id and parameters, for a reader of another language)."""
         data = asdict(self)
         data["step"] = self.step.value
+        data["reason"] = str(self.reason)
+        data["reason_text"] = self.reason.to_dict()
+        data["warnings"] = [str(w) for w in self.warnings]
+        data["warning_texts"] = [w.to_dict() for w in self.warnings]
         return data
 
 
@@ -205,9 +348,12 @@ class Transport:
     # Tools that never check the server certificate cannot report a clean pass.
     verifies_certificate: ClassVar[bool] = True
     # Headers the tool is known to rewrite: shown on every pass as a warning.
-    rewrites: ClassVar[str] = ""
+    rewrites: ClassVar[Text | None] = None
     # Whether it can be told to skip the certificate check (mutt cannot, in batch mode).
     can_skip_verification: ClassVar[bool] = True
+    # False for the local relays: they read the CA file they were configured with, which
+    # apply() checked; the account's may have changed since without touching them.
+    reads_ca_file: ClassVar[bool] = True
 
     def __init__(self, executable: str | None = None) -> None:
         self._executable = executable
@@ -219,30 +365,51 @@ class Transport:
                 return path
         return None
 
-    def detect(self) -> Detection:
-        from .detection import detect  # detection runs many tools; load it only when asked
-
-        return detect(self.key, self._executable)
+    def other_variant(self, exe: str) -> Text | None:
+        """Why ``exe`` belongs to another catalogue row (s-nail 14 vs 15), or None.
+        A row sends only through the binary detection gives that row."""
+        return None
 
     def send(self, target: Target, message: bytes) -> SendResult:
         start = time.monotonic()
         exe = self.which()
-        if exe is None:
+        other = self.other_variant(exe) if exe is not None else None
+        if exe is None or other is not None:
+            command = self.binary or self.key
+            if other is None:
+                reason = Text(
+                    gettext_noop("%(command)s is not installed on this server"),
+                    {"command": command},
+                )
+            else:
+                reason = Text(
+                    gettext_noop("%(command)s is not installed on this server (%(why)s)"),
+                    {"command": command, "why": other},
+                )
             result = SendResult(
-                ok=False,
-                step=Step.UNSUPPORTED,
-                reason=f"{self.binary or self.key} is not installed on this server",
-                reason_code="not_installed",
+                ok=False, step=Step.UNSUPPORTED, reason=reason, reason_code="not_installed"
+            )
+        # Checked again at send time: the file may have changed since it was saved.
+        elif self.reads_ca_file and target.ca_file and (problem := ca_file_problem(target.ca_file)):
+            result = SendResult(
+                ok=False, step=Step.CONFIG, reason=problem, reason_code="ca_file_unusable"
             )
         else:
-            result = self._send(exe, target, message)
+            try:
+                result = self._send(exe, target, message)
+            except TargetError as exc:  # a value that the tool's config format cannot hold
+                result = SendResult(ok=False, step=Step.CONFIG, reason=exc.text)
         result.duration_s = round(time.monotonic() - start, 3)
         result.command = self.key
         result.reason_code = result.reason_code or result.step.value
+
         # One place removes secrets, so no transport can forget to.
-        for name in ("transcript", "reason", "detail"):
-            text = redact(getattr(result, name), target.user, target.password)
-            setattr(result, name, shorten(_CONTROL.sub("", text)))
+        def clean(text: str) -> str:
+            return shorten(_CONTROL.sub("", redact(text, target.user, target.password)))
+
+        result.transcript, result.detail = clean(result.transcript), clean(result.detail)
+        result.reason = result.reason.map(clean)
+        result.warnings = [w.map(clean) for w in result.warnings]
         if result.ok and not self.verifies_certificate:
             result.verified = False
             result.warnings.append(NOT_VERIFIED_BY_TOOL)
@@ -261,9 +428,12 @@ def timed_out(out: RunOutput, target: Target) -> SendResult:
     return SendResult(
         ok=False,
         step=Step.TIMEOUT,
-        reason=(
-            f"no answer within {target.timeout:g} s; the command was stopped. "
-            "Check host, port and mode (465 = implicit TLS, others STARTTLS)."
+        reason=Text(
+            gettext_noop(
+                "no answer within %(seconds)s s; the command was stopped. "
+                "Check host, port and mode (465 = implicit TLS, others STARTTLS)."
+            ),
+            {"seconds": f"{target.timeout:g}"},
         ),
         exit_code=out.returncode,
     )

@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from .texts import Text, gettext_noop
+
 
 class Status(enum.StrEnum):
     RECOMMENDED = "recommended"
@@ -22,166 +24,142 @@ class Status(enum.StrEnum):
     UNTESTED = "untested"
 
 
-STATUS_LABELS: dict[Status, tuple[str, str]] = {
-    # (German, English)
-    Status.RECOMMENDED: ("empfohlen", "recommended"),
-    Status.UNTESTED_RECOMMENDED: ("ungetestet, aber empfohlen", "untested but recommended"),
-    Status.WORKS: ("funktioniert", "works"),
-    Status.WORKS_MOSTLY: ("funktioniert meistens", "works mostly"),
-    Status.UNTESTED_SHOULD_WORK: ("ungetestet, sollte funktionieren", "untested, should work"),
-    Status.OUTDATED: ("veraltet", "outdated"),
-    Status.NOT_RELEASED: ("noch nicht offiziell freigegeben", "not yet released"),
-    Status.UNSUITABLE: ("ungeeignet", "unsuitable"),
-    Status.UNTESTED: ("ungetestet", "untested"),
+STATUS_LABELS: dict[Status, Text] = {
+    Status.RECOMMENDED: Text(gettext_noop("recommended")),
+    Status.UNTESTED_RECOMMENDED: Text(gettext_noop("untested but recommended")),
+    Status.WORKS: Text(gettext_noop("works")),
+    Status.WORKS_MOSTLY: Text(gettext_noop("works mostly")),
+    Status.UNTESTED_SHOULD_WORK: Text(gettext_noop("untested, should work")),
+    Status.OUTDATED: Text(gettext_noop("outdated")),
+    Status.NOT_RELEASED: Text(gettext_noop("not yet released")),
+    Status.UNSUITABLE: Text(gettext_noop("unsuitable")),
+    Status.UNTESTED: Text(gettext_noop("untested")),
 }
 
 
 @dataclass(frozen=True)
 class Entry:
+    """One mail command. ``label`` and ``remark`` are message ids: the panel shows them
+    in the reader's language, the CLI in English."""
+
     key: str
-    label_de: str
-    label_en: str
+    label: Text
     role: str  # MUA / MSA / MTA / MDA, combined with "+"
     status: Status
-    remark_de: str
-    remark_en: str
+    remark: Text
     rank: int
 
     @property
     def unsuitable(self) -> bool:
         return self.status is Status.UNSUITABLE
 
+    @property
+    def status_label(self) -> Text:
+        return STATUS_LABELS[self.status]
 
-def _e(key, label_de, label_en, role, status, remark_de, remark_en) -> Entry:
-    return Entry(key, label_de, label_en, role, status, remark_de, remark_en, rank=0)
+
+def _e(key: str, label: str, role: str, status: Status, remark: str) -> Entry:
+    return Entry(key, Text(label), role, status, Text(remark), rank=0)
 
 
 _ROWS = [
     _e(
         "python",
-        "python (mitgeliefertes Skript)",
-        "python (shipped script)",
+        gettext_noop("python (shipped script)"),
         "MSA",
         Status.RECOMMENDED,
-        "Python-Skript wird mitgeliefert",
-        "script ships with the product",
+        gettext_noop("script ships with the product"),
     ),
     _e(
         "python3",
-        "python3 (mitgeliefertes Skript)",
-        "python3 (shipped script)",
+        gettext_noop("python3 (shipped script)"),
         "MSA",
         Status.RECOMMENDED,
-        "Python-Skript wird mitgeliefert",
-        "script ships with the product",
+        gettext_noop("script ships with the product"),
     ),
     _e(
         "perl",
-        "perl (mitgeliefertes Skript)",
-        "perl (shipped script)",
+        gettext_noop("perl (shipped script)"),
         "MSA",
         Status.RECOMMENDED,
-        "Perl-Skript wird mitgeliefert",
-        "script ships with the product",
+        gettext_noop("script ships with the product"),
     ),
     _e(
         "curl",
-        "curl",
-        "curl",
+        gettext_noop("curl"),
         "MSA",
         Status.RECOMMENDED,
-        "Version der TLS-Bibliothek beachten",
-        "mind the TLS library version",
+        gettext_noop("mind the TLS library version"),
     ),
     _e(
         "msmtp",
-        "msmtp",
-        "msmtp",
+        gettext_noop("msmtp"),
         "MSA",
         Status.UNTESTED_RECOMMENDED,
-        "laut offizieller Quellen stabilste Möglichkeit, E-Mails per SMTP zu versenden",
-        "the most stable SMTP sender according to upstream",
+        gettext_noop("the most stable SMTP sender according to upstream"),
     ),
     _e(
         "postfix",
-        "sendmail über Postfix-Relay",
-        "sendmail via postfix relay",
+        gettext_noop("sendmail via postfix relay"),
         "MSA+MTA+MDA",
         Status.WORKS,
-        "umfangreiche Relay-Konfiguration erforderlich",
-        "needs extensive relay configuration",
+        gettext_noop("needs extensive relay configuration"),
     ),
     _e(
         "openssl",
-        "openssl s_client",
-        "openssl s_client",
+        gettext_noop("openssl s_client"),
         "MSA",
         Status.WORKS_MOSTLY,
-        "kann bei speziellen Mailserver-Konfigurationen Probleme bereiten",
-        "can fail with special mail server setups",
+        gettext_noop("can fail with special mail server setups"),
     ),
     _e(
         "exim",
-        "sendmail über Exim-Relay",
-        "sendmail via exim relay",
+        gettext_noop("sendmail via exim relay"),
         "MSA+MTA",
         Status.UNTESTED_SHOULD_WORK,
-        "umfangreiche Relay-Konfiguration erforderlich",
-        "needs extensive relay configuration",
+        gettext_noop("needs extensive relay configuration"),
     ),
     _e(
         "snail14",
-        "s-nail (Version 14.x)",
-        "s-nail (version 14.x)",
+        gettext_noop("s-nail (version 14.x)"),
         "MUA",
         Status.OUTDATED,
-        "Version der TLS-Bibliothek beachten",
-        "mind the TLS library version",
+        gettext_noop("mind the TLS library version"),
     ),
     _e(
         "snail15",
-        "s-nail (Version 15.x)",
-        "s-nail (version 15.x)",
+        gettext_noop("s-nail (version 15.x)"),
         "MUA",
         Status.NOT_RELEASED,
-        "Version der TLS-Bibliothek beachten",
-        "mind the TLS library version",
+        gettext_noop("mind the TLS library version"),
     ),
     _e(
         "mutt",
-        "mutt",
-        "mutt",
+        gettext_noop("mutt"),
         "MUA",
         Status.UNSUITABLE,
-        "fehlerhafte Verarbeitung, da Mailclient",
-        "mail client, faulty processing",
+        gettext_noop("mail client, faulty processing"),
     ),
     _e(
         "mailx-heirloom",
-        "mailx (Heirloom)",
-        "mailx (Heirloom)",
+        gettext_noop("mailx (Heirloom)"),
         "MUA+MSA",
         Status.UNSUITABLE,
-        "fehlerhafte Verarbeitung, da Mailclient",
-        "mail client, faulty processing",
+        gettext_noop("mail client, faulty processing"),
     ),
     _e(
         "mailx-bsd",
-        "mailx (BSD)",
-        "mailx (BSD)",
+        gettext_noop("mailx (BSD)"),
         "MUA+MSA",
         Status.UNTESTED,
-        "es sind die gleichen Fehler wie bei mailx (Heirloom) zu erwarten",
-        "expect the Heirloom faults",
+        gettext_noop("expect the Heirloom faults"),
     ),
     _e(
         "mailx-mailutils",
-        "mailx (GNU Mailutils)",
-        "mailx (GNU Mailutils)",
+        gettext_noop("mailx (GNU Mailutils)"),
         "MUA+MSA",
         Status.UNTESTED,
-        "es sind die gleichen Fehler wie bei mailx (Heirloom) zu erwarten",
-        "expect the Heirloom faults",
+        gettext_noop("expect the Heirloom faults"),
     ),
 ]
 

@@ -3,6 +3,12 @@
 Each transport knows its own exit codes (curl 67 = login denied, msmtp 77 =
 authentication failed...); what the tools print in words is similar enough
 to share one list of patterns, tried in order, most specific first.
+
+Two kinds of failure are read from the whole transcript rather than from one
+line, because the tools' own words for them ("unexpected eof", "TLS error",
+"read error") would otherwise pass for a TLS handshake failure: a connection
+that ended under the dialogue (the step is the SMTP command the transcript shows
+last) and a reply too long to be SMTP (:func:`broken_off`).
 """
 
 from __future__ import annotations
@@ -11,34 +17,120 @@ import re
 
 from .base import SendResult, Step, Target, timed_out
 from .run import RunOutput
+from .texts import Text, gettext_noop
 
+# Each reason is a message id: Text(msgid, params) with the target's values.
 REASONS: dict[Step, str] = {
-    Step.CONNECT: "could not connect to {host}:{port}: check host name, port and firewall",
-    Step.TLS: (
+    Step.CONNECT: gettext_noop(
+        "could not connect to %(host)s:%(port)s: check host name, port and firewall"
+    ),
+    Step.TLS: gettext_noop(
         "TLS failed: the certificate is not trusted or does not match the host, or the mode "
         "is wrong (465 = implicit TLS, other ports STARTTLS)"
     ),
-    Step.EHLO: "the server refused the greeting (EHLO)",
-    Step.AUTH: "the server rejected user or password",
-    Step.MAIL_FROM: "the server refused the sender address {sender}",
-    Step.RCPT_TO: "the server refused the recipient {recipient}",
-    Step.DATA: "the server refused the message",
-    Step.QUEUE: "the local mail system did not accept the message",
-    Step.UNSUPPORTED: "this command cannot send this way",
-    Step.TIMEOUT: (
+    Step.EHLO: gettext_noop("the server refused the greeting (EHLO)"),
+    Step.AUTH: gettext_noop("the server rejected user or password"),
+    Step.MAIL_FROM: gettext_noop("the server refused the sender address %(sender)s"),
+    Step.RCPT_TO: gettext_noop("the server refused the recipient %(recipient)s"),
+    Step.DATA: gettext_noop("the server refused the message"),
+    Step.QUEUE: gettext_noop("the local mail system did not accept the message"),
+    Step.UNSUPPORTED: gettext_noop("this command cannot send this way"),
+    Step.TIMEOUT: gettext_noop(
         "no answer in time: check host, port and mode (465 = implicit TLS, others STARTTLS)"
     ),
-    Step.UNKNOWN: "the command failed",
+    Step.UNKNOWN: gettext_noop("the command failed"),
+}
+# A reason with the tool's own words after it.
+WITH_DETAIL = gettext_noop("%(reason)s (%(detail)s)")
+
+# Reasons that are no step of their own: code -> message id.
+CONNECTION_CLOSED = "connection_closed"
+CLOSED_IN_DATA = "closed_in_data"
+REPLY_TOO_LONG = "reply_too_long"
+NO_STARTTLS = "no_starttls"
+TLS_ERROR = "tls_error"
+CODE_REASONS: dict[str, str] = {
+    CONNECTION_CLOSED: gettext_noop(
+        "the connection ended before the server answered: the server closed it (or the "
+        "network broke it off)"
+    ),
+    CLOSED_IN_DATA: gettext_noop(
+        "the connection ended during the message (DATA) before the server accepted it: the "
+        "server closed it (or the network broke it off)"
+    ),
+    REPLY_TOO_LONG: gettext_noop(
+        "the server's reply was too long or not SMTP: is %(host)s:%(port)s an SMTP server?"
+    ),
+    NO_STARTTLS: gettext_noop(
+        "the server's reply to EHLO does not offer STARTTLS (or is not SMTP): "
+        "465 = implicit TLS, other ports STARTTLS"
+    ),
+    TLS_ERROR: gettext_noop(
+        "TLS failed and the command does not say why: the mode may not fit the port "
+        "(465 = implicit TLS, others STARTTLS), or the server ended the connection"
+    ),
 }
 
+# The server's reply was too long or no SMTP at all, in the tools' words.
+TOO_LONG = re.compile(
+    r"line too long|longer than \d+ (?:bytes|lines)|too large response|response too long"
+    r"|reply (?:is |was )?too long|excessive server response|invalid server response"
+    r"|sent an invalid reply",
+    re.I,
+)
+# The EHLO reply named no STARTTLS.
+STARTTLS_MISSING = re.compile(
+    r"didn't find STARTTLS|does not offer STARTTLS|does not support STARTTLS"
+    r"|Command unknown: 'STARTTLS'",
+    re.I,
+)
+# The connection ended under the tool: closed, reset or cut, read or written.
+CLOSED = re.compile(
+    r"connection (?:unexpectedly )?closed|unexpected eof|non-properly terminated"
+    r"|response reading failed|connection reset|broken pipe|server not connected"
+    r"|SMTPServerDisconnected|Error in the (?:pull|push) function|\b(?:recv|send) failure"
+    r"|\b(?:read|write) error\b|cannot (?:read from|write to) TLS connection"
+    r"|no reply: the connection",
+    re.I,
+)
+# Lines that prove the TLS handshake was done (the tool names the session it has).
+TLS_UP = re.compile(
+    r"SSL connection using|TLS connection using|^Protocol version: |^Verification: OK"
+    r"|^CONNECTION ESTABLISHED|^TLS session parameters|tls_socket_(?:read|write)",
+    re.I | re.M,
+)
+# Lines by which a tool shows that it echoes the SMTP dialogue: without them (s-nail)
+# the transcript cannot tell at which command a connection ended.
+_ECHOES = re.compile(
+    r"^(?:\* Connected to |<-- |--> |< \d{3}|\[[^\]]*\] (?:Connected to \S+ on fd=|\d+[<>] )"
+    r"|(?:[\w.-]+: )?[SC]: |reading recipients from)",
+    re.M,
+)
+# A command the client sent, as curl (> ), msmtp (-->), mutt ([time] 4>), Mailutils and
+# our s_client dialogue (C: ) echo it.
+_SENT = re.compile(r"^(?:> |--> |\[[^\]]*\] \d+> |(?:[\w.-]+: )?C: )([A-Za-z]+)", re.M)
+# A reply line of the server, as the same tools echo it.
+_RECEIVED = re.compile(r"^(?:< |<-- |\[[^\]]*\] \d+< |(?:[\w.-]+: )?S: )")
+_RECEIVED_ANY = re.compile(_RECEIVED.pattern, re.M)
+COMMAND_STEPS = {
+    "EHLO": Step.EHLO,
+    "HELO": Step.EHLO,
+    "STARTTLS": Step.TLS,
+    "AUTH": Step.AUTH,
+    "MAIL": Step.MAIL_FROM,
+    "RCPT": Step.RCPT_TO,
+    "DATA": Step.DATA,
+    "BDAT": Step.DATA,
+}
+# RFC 5321 allows 512 bytes a reply line; a reply (all its lines) beyond this is no SMTP.
+REPLY_LIMIT = 64 * 1024
+
+_TIMED_OUT = re.compile(
+    r"timed out|time-out|timeout (?:expired|reached|was reached)|network read error", re.I
+)
 # (step, pattern) in order: the first match wins.
 PATTERNS: list[tuple[Step, re.Pattern[str]]] = [
-    (
-        Step.TIMEOUT,
-        re.compile(
-            r"timed out|time-out|timeout (?:expired|reached|was reached)|network read error", re.I
-        ),
-    ),
+    (Step.TIMEOUT, _TIMED_OUT),
     (
         Step.AUTH,
         re.compile(
@@ -73,6 +165,12 @@ PATTERNS: list[tuple[Step, re.Pattern[str]]] = [
 ]
 
 
+def _own_lines(text: str) -> list[str]:
+    """The tool's own lines, latest first: not its echo of the dialogue, not its noise."""
+    lines = [ln.strip() for ln in reversed(text.splitlines()) if ln.strip()]
+    return [ln for ln in lines if not _DIALOGUE.match(ln) and not _NOISE.search(ln)]
+
+
 def key_line(text: str) -> str:
     """The line of a tool's output that says most about the failure.
 
@@ -80,6 +178,7 @@ def key_line(text: str) -> str:
     its echo of the dialogue.
     """
     lines = [ln.strip() for ln in reversed(text.splitlines()) if ln.strip()]
+    lines = [ln for ln in lines if not _NOISE.search(ln)] or lines
     own = [ln for ln in lines if not _DIALOGUE.match(ln)]
     for candidates in (own, lines):
         for line in candidates:
@@ -96,40 +195,154 @@ def step_from_text(text: str) -> Step:
     return Step.UNKNOWN
 
 
+def command_step(line: str) -> Step | None:
+    """The step an SMTP command belongs to: "MAIL FROM:<a@b>" -> MAIL_FROM."""
+    return COMMAND_STEPS.get(re.split(r"[\s:]", line.strip(), maxsplit=1)[0].upper())
+
+
+def _sent_steps(text: str) -> list[Step]:
+    """The steps of the SMTP commands the transcript shows sent, in order; the message
+    after DATA is no command."""
+    steps: list[Step] = []
+    for match in _SENT.finditer(text):
+        step = COMMAND_STEPS.get(match.group(1).upper())
+        if step is not None:
+            steps.append(step)
+            if step is Step.DATA:
+                break
+    return steps
+
+
+def dialogue_step(text: str) -> Step | None:
+    """The step of the last SMTP command the transcript shows sent, or None."""
+    steps = _sent_steps(text)
+    return steps[-1] if steps else None
+
+
+def tls_is_up(text: str, implicit_tls: bool) -> bool:
+    """Whether the transcript shows the TLS handshake done: the tool names its session,
+    or it spoke SMTP inside it (with implicit TLS: at all; else: after STARTTLS)."""
+    if TLS_UP.search(text):
+        return True
+    steps = _sent_steps(text)
+    if implicit_tls:
+        return bool(steps) or _RECEIVED_ANY.search(text) is not None
+    return Step.TLS in steps and steps.index(Step.TLS) < len(steps) - 1
+
+
+def _step_at(text: str) -> Step:
+    """Where the dialogue stood: at the last command sent (after STARTTLS with TLS up,
+    the EHLO that follows it), at the greeting when the tool echoes the dialogue but sent
+    nothing yet; UNKNOWN when it does not echo the dialogue at all."""
+    step = dialogue_step(text)
+    if step is Step.TLS and tls_is_up(text, implicit_tls=False):
+        return Step.EHLO
+    if step is not None:
+        return step
+    return Step.CONNECT if _ECHOES.search(text) else Step.UNKNOWN
+
+
+def _oversized_reply(text: str) -> tuple[int, str] | None:
+    """Where the transcript shows a server reply (its echoed lines) longer than
+    REPLY_LIMIT: (offset of the end of its first line, that line), or None."""
+    offset, size, first = 0, 0, None
+    for line in text.splitlines(keepends=True):
+        if _RECEIVED.match(line):
+            if first is None:
+                first = (offset + len(line), line.strip())
+            size += len(line)
+            if size > REPLY_LIMIT:
+                return first
+        else:
+            size, first = 0, None
+        offset += len(line)
+    return None
+
+
+def broken_off(text: str, implicit_tls: bool) -> tuple[Step, str, str] | None:
+    """(step, reason code, the tool's words) when the transcript shows that the server's
+    reply was too long or not SMTP, that its EHLO reply named no STARTTLS, or that the
+    connection ended under the SMTP dialogue (after the TLS handshake); else None.
+
+    The step is the command the transcript shows last, so a connection closed after
+    DATA is a DATA failure, whatever the tool calls it ("TLS error", "unexpected eof").
+    """
+    own = _own_lines(text)
+    if line := next((ln for ln in own if TOO_LONG.search(ln)), None):
+        return _step_at(text), REPLY_TOO_LONG, line[:300]
+    if oversized := _oversized_reply(text):
+        offset, first = oversized
+        shown = first if len(first) <= 120 else f"{first[:120]}... [{len(first)} characters]"
+        return _step_at(text[:offset]), REPLY_TOO_LONG, shown
+    if line := next((ln for ln in own if STARTTLS_MISSING.search(ln)), None):
+        return Step.EHLO, NO_STARTTLS, line[:300]
+    closed = next((ln for ln in own if CLOSED.search(ln) or TLS_ERROR_WORDS.search(ln)), None)
+    if closed is None or _TIMED_OUT.search(closed):
+        return None  # "network read error: the operation timed out" is msmtp's timeout
+    starttls_sent = Step.TLS in _sent_steps(text)
+    if (implicit_tls or starttls_sent) and not tls_is_up(text, implicit_tls):
+        return None  # ended in the TLS handshake: a TLS failure, read line by line
+    if TLS_ERROR_WORDS.search(closed) and not CLOSED.search(closed) and not _sent_steps(text):
+        return None  # "TLS error" and no dialogue: nothing tells it from a failed handshake
+    step = _step_at(text)
+    return step, CLOSED_IN_DATA if step is Step.DATA else CONNECTION_CLOSED, closed[:300]
+
+
 # Lines that echo the SMTP dialogue ("< 220 ...", "--> EHLO", "S: ...") rather than
 # the tool's own verdict.
 _DIALOGUE = re.compile(r"^(?:[<>*{}]|-->|<--|[SC]: |send: |reply: |SMTP[<>]|Net::SMTP)")
+# Lines that are never the verdict: msmtp's echo of its settings ("tls = on"), its
+# certificate printout, s-nail's warnings about old variable names ("ssl-ca-file"), and
+# the tools' reports of a TLS session that worked ("TLS connection using TLSv1.3").
+_NOISE = re.compile(
+    r"^[a-z_]+ = |variable superseded or obsoleted|^(?:Subject|Issuer|Common Name|"
+    r"Organization|Serial number|Fingerprints|SHA\d+(?: \(deprecated\))?|Validity|"
+    r"Activation time|Expiration time):"
+    r"|(?:SSL|TLS) connection using|TLS certificate ok|^Verification: OK|^Verified peername"
+    r"|^Peer certificate:|^TLS session parameters"
+)
+# Mailutils' only word for any TLS failure, a failed handshake and a dropped session alike.
+TLS_ERROR_WORDS = re.compile(r"\bTLS error\b")
 
 
-# (pattern on the tool's words, reason code, reason): what kind of TLS failure it was.
+# (pattern on the tool's words, reason code, reason's message id): what kind of TLS
+# failure it was.
 TLS_REASONS = [
     (
         re.compile(
             r"hostname|host name|does not match|no alternative|mismatch|verifycn|num=62", re.I
         ),
         "tls_hostname",
-        "the server certificate does not match the host name {host}",
+        gettext_noop("the server certificate does not match the host name %(host)s"),
     ),
     (
         re.compile(
             r"verif|issuer|unknown ca|self.signed|not trusted|untrusted|x509|certificat", re.I
         ),
         "tls_untrusted",
-        "the server certificate is not trusted: set the CA file or fix the server's chain",
+        gettext_noop(
+            "the server certificate is not trusted: set the CA file or fix the server's chain"
+        ),
     ),
     (
         re.compile(r"protocol version|unsupported protocol|no protocols available", re.I),
         "tls_version",
-        "no TLS version in common: the server or this command is too old (TLS 1.2 needed)",
+        gettext_noop(
+            "no TLS version in common: the server or this command is too old (TLS 1.2 needed)"
+        ),
     ),
+    (TLS_ERROR_WORDS, TLS_ERROR, CODE_REASONS[TLS_ERROR]),
     (
         re.compile(
             r"wrong version number|packet length|record layer|unexpected (?:eof|message)"
-            r"|unrecognized name|handshake|unexpected TLS packet|TLS error",
+            r"|unrecognized name|handshake|unexpected TLS packet",
             re.I,
         ),
         "tls_mode",
-        "TLS handshake failed: does the mode fit the port? (465 = implicit TLS, others STARTTLS)",
+        gettext_noop(
+            "TLS handshake failed: does the mode fit the port? (465 = implicit TLS, others "
+            "STARTTLS)"
+        ),
     ),
 ]
 
@@ -138,39 +351,77 @@ def _tls_reason(detail: str) -> tuple[str, str] | None:
     return next(((code, text) for p, code, text in TLS_REASONS if p.search(detail)), None)
 
 
+# Steps whose reason the tool's words never change.
+_FIXED = frozenset({Step.TIMEOUT, Step.CONFIG, Step.UNSUPPORTED, Step.QUEUE, Step.DONE})
+
+
+def _classified(step: Step, detail: str) -> tuple[str, str]:
+    """(reason code, reason's message id) for a step and the tool's words."""
+    if step not in _FIXED:
+        if TOO_LONG.search(detail):
+            return REPLY_TOO_LONG, CODE_REASONS[REPLY_TOO_LONG]
+        if STARTTLS_MISSING.search(detail):
+            return NO_STARTTLS, CODE_REASONS[NO_STARTTLS]
+    if step is Step.TLS:
+        if tls := _tls_reason(detail):
+            return tls
+    elif step not in _FIXED and CLOSED.search(detail) and not _TIMED_OUT.search(detail):
+        code = CLOSED_IN_DATA if step is Step.DATA else CONNECTION_CLOSED
+        return code, CODE_REASONS[code]
+    return step.value, REASONS.get(step, REASONS[Step.UNKNOWN])
+
+
 def reason_code(step: Step, detail: str = "") -> str:
-    """A stable name for the reason, for the panel to translate: the step, or tls_*."""
-    tls = _tls_reason(detail) if step is Step.TLS else None
-    return tls[0] if tls else step.value
+    """A stable name for the reason, for the panel to translate: the step, tls_*, or one
+    of CODE_REASONS."""
+    return _classified(step, detail)[0]
 
 
-def reason_for(step: Step, target: Target, detail: str = "") -> str:
-    template = REASONS.get(step, REASONS[Step.UNKNOWN])
-    tls = _tls_reason(detail) if step is Step.TLS else None
-    if tls:
-        template = tls[1]
-    text = template.format(
-        host=target.host, port=target.port, sender=target.sender, recipient=target.recipient
-    )
-    return f"{text} ({detail})" if detail else text
+def reason_for(step: Step, target: Target, detail: str = "", code: str | None = None) -> Text:
+    """The reason as a Text with the target's values it names, and the tool's words."""
+    msgid = CODE_REASONS[code] if code in CODE_REASONS else _classified(step, detail)[1]
+    values = {
+        "host": target.host,
+        "port": target.port,
+        "sender": target.sender,
+        "recipient": target.recipient,
+    }
+    text = Text(msgid, {k: v for k, v in values.items() if f"%({k})s" in msgid})
+    return with_detail(text, detail)
+
+
+def with_detail(text: Text, detail: str) -> Text:
+    """``text`` followed by the tool's own words in brackets, when there are any."""
+    return Text(WITH_DETAIL, {"reason": text, "detail": detail}) if detail else text
 
 
 def failure(
     out: RunOutput, target: Target, step: Step | None = None, detail: str | None = None
 ) -> SendResult:
-    """A failed send: the step from the caller (exit code) or from the tool's words."""
+    """A failed send: the step from the caller (exit code), from what the transcript
+    shows (:func:`broken_off`) or from the tool's words."""
+    code = None
     if out.timed_out:
-        return timed_out(out, target)
-    if out.error:
-        reason = f"could not start: {out.error}"
+        oversized = _oversized_reply(out.text)
+        if oversized is None:
+            return timed_out(out, target)
+        # Still reading a reply of many megabytes when the time was up: that reply is
+        # the fault, not a server that never answered.
+        found = broken_off(out.text, target.implicit_tls)
+        assert found is not None
+        step, code, detail = found
+    elif out.error:
+        reason = Text(gettext_noop("could not start: %(error)s"), {"error": out.error})
         return SendResult(ok=False, step=Step.UNSUPPORTED, reason=reason, detail=out.error)
+    elif step is None and detail is None and (found := broken_off(out.text, target.implicit_tls)):
+        step, code, detail = found
     detail = detail if detail is not None else key_line(out.text)
     step = step or step_from_text(out.text)
     return SendResult(
         ok=False,
         step=step,
-        reason=reason_for(step, target, detail),
-        reason_code=reason_code(step, detail),
+        reason=reason_for(step, target, detail, code),
+        reason_code=code or reason_code(step, detail),
         exit_code=out.returncode,
         detail=detail,
     )

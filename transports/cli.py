@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from .base import Detection, Mode, SendResult, Target, TargetError
-from .catalogue import BY_KEY, KEYS, STATUS_LABELS
+from .catalogue import BY_KEY, KEYS
 from .message import build_test_message
 
 EXIT_USAGE = 2
@@ -46,7 +46,7 @@ def probe_table(rows: Sequence[Detection]) -> str:
                 library,
                 row.tls12,
                 row.tls13,
-                STATUS_LABELS[BY_KEY[row.key].status][1],
+                str(BY_KEY[row.key].status_label),
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from .base import SendResult, Step, Target, Transport
+from .base import SENT, SendResult, Step, Target, Transport
 from .classify import failure
 from .run import RunOutput, run
 from .secrecy import PrivateDir, private_dir
@@ -61,7 +61,7 @@ class CommandTransport(Transport):
 
     def outcome(self, out: RunOutput, target: Target) -> SendResult:
         if out.returncode == 0:
-            return SendResult(ok=True, step=Step.DONE, reason="sent", exit_code=0)
+            return SendResult(ok=True, step=Step.DONE, reason=SENT, exit_code=0)
         return failure(out, target, self.step_for(out))
 
     def step_for(self, out: RunOutput) -> Step | None:

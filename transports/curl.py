@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from .base import Step, Target
+from .base import Step, Target, config_value
+from .classify import CLOSED, TOO_LONG
 from .command import CommandTransport, Invocation
 from .run import RunOutput
 from .secrecy import PrivateDir
@@ -26,7 +27,7 @@ REFUSED = [
 
 def config_line(name: str, value: str) -> str:
     """One line of a curl config file (-K), quoted the way curl parses it."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = config_value(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'{name} = "{escaped}"\n'
 
 
@@ -60,6 +61,11 @@ class Curl(CommandTransport):
 
     def step_for(self, out: RunOutput) -> Step | None:
         errors = [ln for ln in out.stderr.splitlines() if ln.startswith("curl:")]
+        # A connection that ended ("response reading failed", "Send failure: Broken pipe")
+        # or a reply too long (56 "Too large response headers") can happen at any command:
+        # the transcript shows which (classify.broken_off), not the exit code.
+        if errors and (CLOSED.search(errors[-1]) or TOO_LONG.search(errors[-1])):
+            return None
         if out.returncode in (8, 26, 55, 56) and errors:
             for pattern, step in REFUSED:
                 if pattern.search(errors[-1]):

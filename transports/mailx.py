@@ -9,28 +9,33 @@ import email.policy
 import re
 import urllib.parse
 
-from .base import SendResult, Step, Target, Transport
+from .base import SendResult, Step, Target, Transport, config_value
 from .command import CommandTransport, Invocation
 from .message import with_utf8_headers
 from .relay import EximRelay, PostfixRelay, local_relay
 from .relay.follow import with_message_id
 from .relay.local import SENDMAIL as DEFAULT_SENDMAIL
 from .secrecy import PrivateDir, private_dir
+from .texts import Text, gettext_noop
 
 LocalRelay = PostfixRelay | EximRelay
-
-_FAULTY = "the vendor's 'faulty processing' of mail clients"
 
 
 class HeirloomMailx(CommandTransport):
     key = "mailx-heirloom"
     binary = "heirloom-mailx"
-    rewrites = f"mailx adds a second Date, MIME-Version and Content-Type, and User-Agent: {_FAULTY}"
+    rewrites = Text(
+        gettext_noop(
+            "mailx adds a second Date, MIME-Version and Content-Type, and User-Agent: the "
+            "vendor's 'faulty processing' of mail clients"
+        )
+    )
 
     def invocation(self, exe: str, target: Target, message: bytes, tmp: PrivateDir) -> Invocation:
         # Heirloom knows no escapes inside quotes: pick the quote the password lacks.
         quote = "'" if "'" not in target.password else '"'
-        rc = tmp.write("mailrc", f"set smtp-auth-password={quote}{target.password}{quote}\n")
+        password = config_value(target.password)
+        rc = tmp.write("mailrc", f"set smtp-auth-password={quote}{password}{quote}\n")
         scheme = "smtps://" if target.implicit_tls else ""
         argv = [
             exe, "-n", "-Snosave", "-Ssendwait", "-Sverbose",
@@ -50,7 +55,9 @@ class HeirloomMailx(CommandTransport):
             return SendResult(
                 ok=False,
                 step=Step.CONFIG,
-                reason="Heirloom mailx cannot take a password with both ' and \" in it",
+                reason=Text(
+                    gettext_noop("Heirloom mailx cannot take a password with both ' and \" in it")
+                ),
                 reason_code="password_quotes",
             )
         return super()._send(exe, target, message)
@@ -60,7 +67,12 @@ class MailutilsMailx(CommandTransport):
     key = "mailx-mailutils"
     binary = "mail.mailutils"
     verifies_certificate = False  # measured: untrusted CA and wrong host name both delivered
-    rewrites = f"GNU Mailutils sets Date anew and adds User-Agent: {_FAULTY}"
+    rewrites = Text(
+        gettext_noop(
+            "GNU Mailutils sets Date anew and adds User-Agent: the vendor's 'faulty processing' "
+            "of mail clients"
+        )
+    )
 
     def invocation(self, exe: str, target: Target, message: bytes, tmp: PrivateDir) -> Invocation:
         scheme = "smtps" if target.implicit_tls else "smtp"
@@ -87,6 +99,7 @@ class BsdMailx(Transport):
     """
 
     key = "mailx-bsd"
+    reads_ca_file = False  # it hands over to the local relay
     binary = "bsd-mailx"
 
     def __init__(self, executable: str | None = None, relay: LocalRelay | None = None) -> None:
@@ -95,17 +108,25 @@ class BsdMailx(Transport):
 
     def _send(self, exe: str, target: Target, message: bytes) -> SendResult:
         relay = self._relay or local_relay()
-        ready, why = relay.ready() if relay else (False, "no postfix or exim is installed")
+        if relay is None:
+            ready, why = False, Text(gettext_noop("no postfix or exim is installed"))
+        else:
+            ready, why = relay.ready()
         sendmail = relay.plain_sendmail() if relay and ready else None
         if relay is None or sendmail is None:
             if ready:
-                why = "the relay needs options a plain sendmail call cannot pass"
+                why = Text(
+                    gettext_noop("the relay needs options a plain sendmail call cannot pass")
+                )
             return SendResult(
                 ok=False,
                 step=Step.UNSUPPORTED,
-                reason=(
-                    "bsd-mailx cannot speak SMTP or log in itself: it needs a local sendmail "
-                    f"relay (postfix or exim) configured for this account ({why})"
+                reason=Text(
+                    gettext_noop(
+                        "bsd-mailx cannot speak SMTP or log in itself: it needs a local sendmail "
+                        "relay (postfix or exim) configured for this account (%(why)s)"
+                    ),
+                    {"why": why},
                 ),
                 reason_code="needs_relay",
             )

@@ -13,7 +13,9 @@ class Msmtp(CommandTransport):
     key = "msmtp"
     binary = "msmtp"
     # sysexits.h as msmtp uses them; only the unambiguous ones, the rest by its words.
-    exit_steps = {77: Step.AUTH, 74: Step.TIMEOUT}
+    # 74 (EX_IOERR) is not one: msmtp gives it for a timeout ("network read error: the
+    # operation timed out") and for a connection the server closed alike.
+    exit_steps = {77: Step.AUTH}
     tls_pattern = re.compile(r"\((TLS1\.\d|SSL3\.0)\)")
 
     def invocation(self, exe: str, target: Target, message: bytes, tmp: PrivateDir) -> Invocation:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from pathlib import Path
 
-from .base import Target
+from .base import Target, config_value
 from .command import CommandTransport, Invocation
 from .secrecy import PrivateDir
+from .texts import Text, gettext_noop
 
 
 def muttrc_quote(value: str) -> str:
-    """Single quotes are literal in a muttrc; otherwise double quotes with escapes."""
+    """Single quotes are literal in a muttrc (no backticks, no $); otherwise double quotes
+    with escapes. A line break can be quoted by neither: refused."""
+    config_value(value)
     if "'" not in value:
         return f"'{value}'"
     for char in '\\"`$':
@@ -24,15 +28,20 @@ class Mutt(CommandTransport):
     # ssl_verify_host=no skips the name check, but an untrusted chain still fails in batch
     # mode: there is nobody to answer mutt's question.
     can_skip_verification = False
-    rewrites = (
-        "mutt rewrites the message: From gets the local user's name, Date is set anew, the "
-        "body is re-encoded 8bit, Content-Disposition is added (the vendor's 'faulty processing')"
+    rewrites = Text(
+        gettext_noop(
+            "mutt rewrites the message: From gets the local user's name, Date is set anew, the "
+            "body is re-encoded 8bit, Content-Disposition is added (the vendor's 'faulty "
+            "processing')"
+        )
     )
 
     def invocation(self, exe: str, target: Target, message: bytes, tmp: PrivateDir) -> Invocation:
         scheme = "smtps" if target.implicit_tls else "smtp"
+        # Encoded, or "user@other:PORT/" in the user name would send the password elsewhere.
+        user = urllib.parse.quote(target.user, safe="")
         settings = {
-            "smtp_url": f"{scheme}://{target.user}@{target.url_host}:{target.port}/",
+            "smtp_url": f"{scheme}://{user}@{target.url_host}:{target.port}/",
             "smtp_pass": target.password,
             "ssl_force_tls": "yes",
             "ssl_starttls": "yes",

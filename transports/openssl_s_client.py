@@ -12,16 +12,27 @@ import ipaddress
 import os
 import re
 import selectors
-import signal
 import subprocess
 import tempfile
 import time
-from contextlib import suppress
 
-from .base import SendResult, Step, Target, Transport, timed_out
-from .classify import key_line, reason_code, reason_for, step_from_text
+from .base import SENT, SendResult, Step, Target, Transport, timed_out
+from .classify import (
+    CLOSED,
+    CLOSED_IN_DATA,
+    CONNECTION_CLOSED,
+    NO_STARTTLS,
+    REPLY_LIMIT,
+    STARTTLS_MISSING,
+    TLS_UP,
+    command_step,
+    key_line,
+    reason_code,
+    reason_for,
+    step_from_text,
+)
 from .command import tls_name
-from .run import RunOutput, child_env
+from .run import RunOutput, child_env, end_group, start_tied
 
 _REPLY = re.compile(rb"^(\d{3})([ -])(.*)$")
 
@@ -32,12 +43,22 @@ class DialogueError(Exception):
         self.step, self.detail = step, detail
 
 
+class ConnectionEnded(EOFError):
+    """s_client's output ended or its input broke while the dialogue stood at ``step``:
+    s_client is gone, because the server closed the connection or the handshake failed."""
+
+    def __init__(self, step: Step) -> None:
+        super().__init__(step.value)
+        self.step = step
+
+
 class Dialogue:
     """Line-wise SMTP over the pipes of a running s_client, with one deadline for all."""
 
     def __init__(self, proc: subprocess.Popen[bytes], deadline: float) -> None:
         self.proc, self.deadline = proc, deadline
         self.transcript: list[str] = []
+        self.step = Step.CONNECT  # where the dialogue stands: the greeting, then each command
         self._buffer = b""
         self._selector = selectors.DefaultSelector()
         assert proc.stdout is not None
@@ -51,17 +72,24 @@ class Dialogue:
                 raise TimeoutError
             if not self._selector.select(left):
                 raise TimeoutError
+            if len(self._buffer) > REPLY_LIMIT:
+                raise DialogueError(self.step, f"reply line longer than {REPLY_LIMIT} bytes")
             chunk = os.read(self.proc.stdout.fileno(), 65536)
             if not chunk:
-                raise EOFError
+                raise ConnectionEnded(self.step)
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         return line.rstrip(b"\r")
 
     def reply(self, step: Step, expect: tuple[int, ...]) -> int:
         """Read one (multi-line) reply; raise for a code not in ``expect``."""
+        self.step, size = step, 0
         while True:
             line = self._line()
+            size += len(line)
+            if size > REPLY_LIMIT:
+                self.transcript.append(f"S: [... {size} bytes of reply lines]")
+                raise DialogueError(step, f"reply longer than {REPLY_LIMIT} bytes")
             self.transcript.append("S: " + line.decode("utf-8", "replace"))
             match = _REPLY.match(line)
             if match and match.group(2) == b" ":
@@ -71,13 +99,17 @@ class Dialogue:
                 return code
 
     def send(self, line: str, shown: str | None = None) -> None:
+        self.step = command_step(line) or self.step  # "." stays in DATA
         self.transcript.append("C: " + (shown if shown is not None else line))
         self.write(line.encode() + b"\r\n")
 
     def write(self, data: bytes) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(data)
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except BrokenPipeError as exc:
+            raise ConnectionEnded(self.step) from exc
 
 
 def dot_stuffed(message: bytes) -> bytes:
@@ -117,13 +149,12 @@ class OpensslSClient(Transport):
 
     def _send(self, exe: str, target: Target, message: bytes) -> SendResult:
         with tempfile.TemporaryFile() as stderr:
-            proc = subprocess.Popen(
+            proc = start_tied(  # own process group, dies with this process (run.py)
                 self.argv(exe, target),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 env=child_env(),
-                start_new_session=True,
             )
             talk = Dialogue(proc, time.monotonic() + target.timeout)
             result: SendResult | None = None
@@ -136,9 +167,7 @@ class OpensslSClient(Transport):
                 failed = exc
             finally:
                 exited_by_itself = proc.poll()
-                with suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+                end_group(proc)
                 stderr.seek(0)
                 err = stderr.read().decode("utf-8", "replace")
         if result is None:
@@ -152,15 +181,33 @@ class OpensslSClient(Transport):
 
     @staticmethod
     def _failure(exc: Exception, err: str, target: Target) -> SendResult:
+        code = None
+        lines = [ln.strip() for ln in reversed(err.splitlines()) if ln.strip()]
         if isinstance(exc, DialogueError):
             step, detail = exc.step, exc.detail
+        elif isinstance(exc, ConnectionEnded) and TLS_UP.search(err):
+            # The TLS session was up ("CONNECTION ESTABLISHED"): s_client ended because the
+            # server closed the connection, at the step the dialogue stood at. Its "unexpected
+            # eof while reading" is no handshake failure, its printout of the certificate
+            # no certificate problem.
+            step = exc.step
+            code = CLOSED_IN_DATA if step is Step.DATA else CONNECTION_CLOSED
+            detail = next(
+                (ln for ln in lines if CLOSED.search(ln)), "s_client ended: the connection closed"
+            )
+        elif missing := next((ln for ln in lines if STARTTLS_MISSING.search(ln)), None):
+            # s_client reads the EHLO reply itself before STARTTLS; the handshake that it
+            # then tries "anyway" fails in turn.
+            step, code, detail = Step.EHLO, NO_STARTTLS, missing
         else:  # s_client ended before the dialogue did: its stderr says why
             step = step_from_text(err)
             if step in (Step.UNKNOWN, Step.EHLO):
                 step = Step.CONNECT
             detail = key_line(err)
-        reason = reason_for(step, target, detail)
-        return SendResult(False, step, reason, detail=detail, reason_code=reason_code(step, detail))
+        reason = reason_for(step, target, detail, code)
+        return SendResult(
+            False, step, reason, detail=detail, reason_code=code or reason_code(step, detail)
+        )
 
     def _dialogue(self, talk: Dialogue, target: Target, message: bytes) -> SendResult:
         if target.implicit_tls:  # with -starttls s_client has eaten the greeting already
@@ -181,4 +228,4 @@ class OpensslSClient(Transport):
         talk.send(".")
         talk.reply(Step.DATA, (250,))
         talk.send("QUIT")
-        return SendResult(ok=True, step=Step.DONE, reason="sent")
+        return SendResult(ok=True, step=Step.DONE, reason=SENT)

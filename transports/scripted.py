@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import ClassVar
 
-from .base import SendResult, Step, Target
+from .base import SENT, SendResult, Step, Target
 from .classify import failure, key_line, reason_code, reason_for
 from .command import CommandTransport, Invocation, tls_name
 from .run import RunOutput
@@ -35,17 +35,18 @@ class ScriptTransport(CommandTransport):
     script: ClassVar[str]
 
     def invocation(self, exe: str, target: Target, message: bytes, tmp: PrivateDir) -> Invocation:
-        argv = [
-            exe, str(SCRIPTS / self.script),
-            "--host", target.host, "--port", str(target.port), "--mode", target.mode.value,
-            "--user", target.user, "--password-file", "-",
-            "--from", target.sender, "--to", target.recipient,
+        # --name=value: a value starting with "-" (a user "--help@x") stays a value.
+        options = {
+            "host": target.host, "port": str(target.port), "mode": target.mode.value,
+            "user": target.user, "password-file": "-",
+            "from": target.sender, "to": target.recipient,
             # The script's own socket timeout fires first and names the step it hung in.
-            "--timeout", f"{max(1.0, target.timeout - 2):g}",
-            "--helo", target.helo, "--message", tmp.write("message.eml", message),
-        ]  # fmt: skip
+            "timeout": f"{max(1.0, target.timeout - 2):g}",
+            "helo": target.helo, "message": tmp.write("message.eml", message),
+        }  # fmt: skip
         if target.ca_file:
-            argv += ["--ca-file", target.ca_file]
+            options["ca-file"] = target.ca_file
+        argv = [exe, str(SCRIPTS / self.script), *(f"--{k}={v}" for k, v in options.items())]
         if not target.verify:
             argv.append("--insecure")
         return Invocation(argv, stdin=target.password.encode() + b"\n")
@@ -54,7 +55,7 @@ class ScriptTransport(CommandTransport):
         state = script_result(out)
         step = Step(state["step"]) if state.get("step") in Step._value2member_map_ else None
         if out.returncode == 0 and step is Step.DONE:
-            result = SendResult(ok=True, step=Step.DONE, reason="sent", exit_code=0)
+            result = SendResult(ok=True, step=Step.DONE, reason=SENT, exit_code=0)
         elif step is None or step is Step.DONE:
             result = failure(out, target)
         else:

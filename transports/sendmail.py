@@ -18,12 +18,14 @@ from .command import CommandTransport, Invocation
 from .relay import EximRelay, PostfixRelay
 from .run import RunOutput
 from .secrecy import PrivateDir
+from .texts import Text, gettext_noop
 
 SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
 
 
 class PostfixSendmail(CommandTransport):
     key = "postfix"
+    reads_ca_file = False
     binary = "sendmail"
     candidates = ("/usr/sbin/sendmail",)
     relay_name = "postfix"
@@ -64,7 +66,10 @@ class PostfixSendmail(CommandTransport):
             return SendResult(
                 ok=False,
                 step=Step.QUEUE,
-                reason=f"not handed over: {why}, so nothing would deliver the message",
+                reason=Text(
+                    gettext_noop("not handed over: %(why)s, so nothing would deliver the message"),
+                    {"why": why},
+                ),
                 reason_code="relay_not_ready",
             )
         return relay.test_send(target, message)
@@ -79,9 +84,12 @@ class PostfixSendmail(CommandTransport):
         return SendResult(
             ok=False,
             step=Step.QUEUE,
-            reason=(
-                f"queued by the local {self.relay_name}, delivery not verified: sendmail "
-                "returns as soon as the message is queued"
+            reason=Text(
+                gettext_noop(
+                    "queued by the local %(mta)s, delivery not verified: sendmail returns as "
+                    "soon as the message is queued"
+                ),
+                {"mta": self.relay_name},
             ),
             reason_code="queued_unverified",
             exit_code=0,

@@ -1,4 +1,8 @@
-"""Django admin for administrators: users and roles; the panel's rows read-only."""
+"""Django admin for administrators: users and roles. The panel's rows are view-only.
+
+Accounts are changed in the panel only (its pages audit every change); the audit
+log is append-only for everyone, here too.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,21 @@ from django.contrib import admin
 from .models import Account, AuditEntry, ProbeRun, RelayCheck, TestSend
 
 
-@admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
-    list_display = ["name", "host", "port", "mode", "username", "sender", "is_default"]
-    exclude = ["password_encrypted"]  # the password is set in the panel, never shown
-
-
 class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Account)
+class AccountAdmin(ReadOnlyAdmin):
+    list_display = ["name", "host", "port", "mode", "username", "sender", "is_default"]
+    exclude = ["password_encrypted"]  # never shown, not even encrypted
 
 
 @admin.register(TestSend)

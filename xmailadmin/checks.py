@@ -6,6 +6,7 @@ import os
 
 from django.conf import settings
 from django.core import checks
+from django.db import DatabaseError, connections
 
 
 @checks.register()
@@ -45,3 +46,38 @@ def check_transports(app_configs, **kwargs) -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+@checks.register(checks.Tags.database)
+def check_fernet_keys(app_configs, databases=None, **kwargs) -> list[checks.CheckMessage]:
+    """Stored passwords no configured key decrypts (a lost var/fernet.key is made anew).
+
+    A database check: ``migrate`` (run.sh) and ``check --database default`` run it.
+    """
+    from .crypto import readable
+    from .models import Account
+
+    problems: list[checks.CheckMessage] = []
+    for alias in databases or []:
+        try:
+            if Account._meta.db_table not in connections[alias].introspection.table_names():
+                continue  # before the first migrate
+            stored = Account.objects.using(alias).exclude(password_encrypted="")
+            names = [
+                a.name
+                for a in stored.only("name", "password_encrypted")
+                if not readable(a.password_encrypted)
+            ]
+        except DatabaseError:
+            continue
+        if names:
+            problems.append(
+                checks.Warning(
+                    f"the stored password of {len(names)} account(s) cannot be decrypted with "
+                    f"the key(s) in {settings.FERNET_KEY_SOURCE}: {', '.join(names)}",
+                    hint="Put the old key back (XMAILADMIN_FERNET_KEY=NEW,OLD or a further "
+                    "line in var/fernet.key) or enter these passwords again in the panel.",
+                    id="xmailadmin.W003",
+                )
+            )
+    return problems

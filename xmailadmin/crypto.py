@@ -42,6 +42,25 @@ def decrypt(token: str) -> str:
         ) from None
 
 
+def readable(token: str) -> bool:
+    """Whether a configured key decrypts ``token`` (an empty one is readable)."""
+    try:
+        decrypt(token)
+    except (PasswordUnreadable, UnicodeError):
+        return False
+    return True
+
+
 def rotate(token: str) -> str:
-    """The same secret, encrypted with the newest key."""
-    return fernet().rotate(token.encode("ascii")).decode("ascii") if token else token
+    """The same secret, encrypted with the newest key.
+
+    Raises PasswordUnreadable when no configured key decrypts ``token``.
+    """
+    if not token:
+        return token
+    try:
+        return fernet().rotate(token.encode("ascii")).decode("ascii")
+    except InvalidToken:
+        raise PasswordUnreadable(
+            "the stored password cannot be decrypted with the configured key(s)"
+        ) from None

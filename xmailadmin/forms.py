@@ -1,68 +1,22 @@
-"""Forms: everything a user types is checked here before it is stored.
+"""Forms: what a user types is normalised here; the model's validators check it.
 
-Nothing typed here ever reaches a shell (transports run argument lists), but
-values do reach command lines and config files of mail tools: line breaks,
-control characters and shell metacharacters are refused in every field but
-the password, which may contain any printable character.
+The checks live on ``Account`` (``validators.py``) so that /admin/, management
+commands and ORM code cannot skip them; a form only trims and normalises.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import os
-import unicodedata
-from pathlib import Path
-
 from django import forms
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
 
-from transports.base import TargetError, check_address, normalise_host
 from transports.catalogue import CATALOGUE
 
 from .models import Account, Mode, State
+from .texts import say
+from .validators import reject_control_chars
 
-SHELL_CHARS = frozenset(";|&$`<>\\\"'(){}[]*?!~#")
 PASSWORD_MAX = 256
-
-
-def reject_control_chars(value: str) -> None:
-    for char in value:
-        if char in "\r\n":
-            raise ValidationError(
-                _("Line breaks (CR/LF) are not allowed."), code="line_break"
-            )
-        if unicodedata.category(char) == "Cc":
-            raise ValidationError(_("Control characters are not allowed."), code="control")
-
-
-def reject_shell_chars(value: str) -> None:
-    reject_control_chars(value)
-    for char in value:
-        if char in SHELL_CHARS:
-            raise ValidationError(
-                _("The character “%(char)s” is not allowed here (shell special character)."),
-                code="shell",
-                params={"char": char},
-            )
-
-
-def clean_address(value: str) -> str:
-    value = value.strip()
-    reject_shell_chars(value)
-    try:
-        validate_email(value)
-        local, _at, domain = value.rpartition("@")
-        address = f"{local}@{normalise_host(domain)}"
-        check_address(address)
-    except (ValidationError, TargetError):
-        raise ValidationError(
-            _("Not a valid mail address: “%(value)s”."),
-            code="address",
-            params={"value": value},
-        ) from None
-    return value
 
 
 class AccountForm(forms.ModelForm):
@@ -121,31 +75,15 @@ class AccountForm(forms.ModelForm):
             self.fields["password"].help_text = _("Stored encrypted.")
 
     def clean_name(self) -> str:
-        value = self.cleaned_data["name"].strip()
-        reject_shell_chars(value)
-        return value
+        return self.cleaned_data["name"].strip()
 
     def clean_host(self) -> str:
         value = self.cleaned_data["host"].strip()
-        reject_control_chars(value)
         bare = value[1:-1] if value.startswith("[") and value.endswith("]") else value
-        reject_shell_chars(bare)
-        try:
-            normalise_host(bare)
-        except TargetError:
-            raise ValidationError(
-                _("“%(value)s” is neither a valid host name nor an IP address."),
-                code="host",
-                params={"value": value},
-            ) from None
         return bare.rstrip(".")
 
     def clean_username(self) -> str:
-        value = self.cleaned_data["username"].strip()
-        reject_shell_chars(value)
-        if any(c.isspace() for c in value):
-            raise ValidationError(_("Spaces are not allowed in the user name."))
-        return value
+        return self.cleaned_data["username"].strip()
 
     def clean_password(self) -> str:
         value = self.cleaned_data.get("password") or ""
@@ -155,45 +93,16 @@ class AccountForm(forms.ModelForm):
         return value
 
     def clean_sender(self) -> str:
-        return clean_address(self.cleaned_data["sender"])
+        return self.cleaned_data["sender"].strip()
 
     def clean_recipient(self) -> str:
-        return clean_address(self.cleaned_data["recipient"])
+        return self.cleaned_data["recipient"].strip()
 
     def clean_ca_file(self) -> str:
-        value = self.cleaned_data.get("ca_file", "").strip()
-        if not value:
-            return ""
-        reject_shell_chars(value)
-        path = Path(value)
-        if not path.is_absolute():
-            raise ValidationError(_("Please give an absolute path (starting with /)."))
-        if not path.is_file() or not os.access(path, os.R_OK):
-            raise ValidationError(
-                _("The file %(path)s does not exist or is not readable."),
-                params={"path": value},
-            )
-        return value
+        return self.cleaned_data.get("ca_file", "").strip()
 
     def clean_tls_name(self) -> str:
-        value = self.cleaned_data.get("tls_name", "").strip()
-        if not value:
-            return ""
-        reject_shell_chars(value)
-        try:
-            name = normalise_host(value)
-        except TargetError:
-            raise ValidationError(
-                _("“%(value)s” is not a valid host name."), code="host", params={"value": value}
-            ) from None
-        try:
-            ipaddress.ip_address(name)
-        except ValueError:  # a name, as it should be
-            return value.rstrip(".")
-        raise ValidationError(
-            _("Please give the host name in the certificate (not an IP address)."),
-            code="tls_name",
-        )
+        return self.cleaned_data.get("tls_name", "").strip().rstrip(".")
 
     def save(self, commit: bool = True) -> Account:
         account = super().save(commit=False)
@@ -233,10 +142,8 @@ class HistoryFilterForm(forms.Form):
     )
 
     def __init__(self, *args, **kwargs) -> None:
-        from .models import label
-
         super().__init__(*args, **kwargs)
         self.fields["command"].choices = [("", _("all commands"))] + [
-            (e.key, label(e)) for e in CATALOGUE
+            (e.key, say(e.label)) for e in CATALOGUE
         ]
         self.fields["result"].choices = [("", _("all results")), *State.choices]

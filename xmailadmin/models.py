@@ -5,6 +5,8 @@ Tasks write their outcome into these rows; pages render and poll them.
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from datetime import timedelta
 
@@ -12,15 +14,20 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import Max, Q
+from django.db.models.signals import post_delete, post_save, pre_save
+from django.dispatch import receiver
 from django.utils import timezone
-from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from transports.base import Mode as PortMode
-from transports.catalogue import BY_KEY, CATALOGUE, STATUS_LABELS, Entry
+from transports.base import TargetError, normalise_host
+from transports.catalogue import BY_KEY, CATALOGUE, Entry
+from transports.relay import BOUNCED_BY
 
-from . import reasons
+from . import validators
+from .celery import app as celery_app
 from .crypto import decrypt, encrypt
+from .texts import DELIVERY, UNVERIFIED_CODES, said, say
 
 ADMIN_GROUP = "Administrator"
 SUPPORT_GROUP = "Support"
@@ -36,6 +43,21 @@ class State(models.TextChoices):
     PASSED = "passed", _("passed")
     WARNING = "warning", _("passed with a note")
     FAILED = "failed", _("failed")
+    # Neutral: the command is not on this server, so nothing was tried (no red row).
+    NOT_INSTALLED = "not_installed", _("not installed")
+
+    @classmethod
+    def of(cls, result) -> State:
+        """The final state of a test send from the transport's ``SendResult``: a missing
+        command is neutral, a failure red, a send with a note amber (a warning, a
+        certificate not verified, a relay that did not deliver)."""
+        if result.reason_code == "not_installed":
+            return cls.NOT_INSTALLED
+        if not result.ok:
+            return cls.FAILED
+        if result.warnings or not result.verified or result.delivered is False:
+            return cls.WARNING
+        return cls.PASSED
 
 
 ACTIVE_STATES = (State.QUEUED, State.RUNNING)
@@ -46,6 +68,7 @@ STATE_CSS = {
     State.PASSED: "pass",
     State.WARNING: "partly",
     State.FAILED: "fail",
+    State.NOT_INSTALLED: "unknown",
 }
 
 
@@ -59,24 +82,13 @@ def real_user(user):
     return user if getattr(user, "is_authenticated", False) else None
 
 
-def label(entry: Entry) -> str:
-    return entry.label_de if get_language() == "de" else entry.label_en
-
-
-def remark(entry: Entry) -> str:
-    return entry.remark_de if get_language() == "de" else entry.remark_en
-
-
-def status_label(entry: Entry) -> str:
-    de, en = STATUS_LABELS[entry.status]
-    return de if get_language() == "de" else en
-
-
 class Account(models.Model):
     """One SMTP account the test mails are sent through."""
 
-    name = models.CharField(_("Name"), max_length=100, unique=True)
-    host = models.CharField(_("Server"), max_length=253)
+    name = models.CharField(
+        _("Name"), max_length=100, unique=True, validators=[validators.reject_shell_chars]
+    )
+    host = models.CharField(_("Server"), max_length=253, validators=[validators.validate_host])
     port = models.PositiveIntegerField(
         _("Port"), validators=[MinValueValidator(1), MaxValueValidator(65535)]
     )
@@ -84,14 +96,27 @@ class Account(models.Model):
         _("Encryption"), max_length=16, choices=Mode.choices, blank=True,
         help_text=_("Empty: by port (465 = SMTPS, otherwise STARTTLS)."),
     )
-    username = models.CharField(_("User name"), max_length=254)
+    username = models.CharField(
+        _("User name"), max_length=254, validators=[validators.validate_username]
+    )
     password_encrypted = models.TextField(editable=False, default="")
-    sender = models.CharField(_("Sender address"), max_length=254)
-    recipient = models.CharField(_("Test recipient"), max_length=254)
-    ca_file = models.CharField(_("CA file"), max_length=1024, blank=True)
+    sender = models.CharField(
+        _("Sender address"), max_length=254, validators=[validators.validate_address]
+    )
+    recipient = models.CharField(
+        _("Test recipient"), max_length=254, validators=[validators.validate_address]
+    )
+    ca_file = models.CharField(
+        _("CA file"), max_length=1024, blank=True, validators=[validators.validate_ca_file]
+    )
     # The name in the server's certificate, for relays (postfix checks names, never
     # addresses): needed only when the host is given as an IP address.
-    tls_name = models.CharField(_("Certificate name (relays)"), max_length=253, blank=True)
+    tls_name = models.CharField(
+        _("Certificate name (relays)"),
+        max_length=253,
+        blank=True,
+        validators=[validators.validate_tls_name],
+    )
     verify = models.BooleanField(_("Verify certificate"), default=True)
     is_default = models.BooleanField(_("Default account"), default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -121,6 +146,15 @@ class Account(models.Model):
         super().validate_constraints(exclude={*(exclude or ()), "is_default"})
 
     @property
+    def host_ascii(self) -> str:
+        """The host as mail commands see it: an IDN name in its xn-- form, shown beside
+        the Unicode one so that a look-alike name cannot pass unnoticed."""
+        try:
+            return normalise_host(self.host)
+        except TargetError:
+            return self.host
+
+    @property
     def port_mode(self) -> str:
         return PortMode.for_port(self.port).value
 
@@ -141,6 +175,7 @@ class Account(models.Model):
         return bool(self.password_encrypted)
 
     def set_password(self, raw: str) -> None:
+        validators.reject_control_chars(raw)
         self.password_encrypted = encrypt(raw)
 
     def decrypt_password(self) -> str:
@@ -158,16 +193,99 @@ class Account(models.Model):
         return cls.objects.order_by("-is_default", "name").first()
 
 
-class TransportSetting(models.Model):
-    """Position of one mail command in the preferred order, and whether it is used."""
+@receiver(post_save, sender=Account)
+def _audit_account_saved(sender, instance: Account, created: bool, raw: bool, **kwargs) -> None:
+    """Audited here, not in a view, so a change by any path leaves its entry; a page
+    names who did it (``audit_as``), anything else is "system"."""
+    user, detail = getattr(instance, "audit_as", (None, ""))
+    action = AuditEntry.Action.ACCOUNT_CREATED if created else AuditEntry.Action.ACCOUNT_CHANGED
+    AuditEntry.record(user, action, target=instance.name, detail=detail)
 
-    key = models.CharField(max_length=32, unique=True)
+
+@receiver(post_delete, sender=Account)
+def _audit_account_deleted(sender, instance: Account, **kwargs) -> None:
+    user, _detail = getattr(instance, "audit_as", (None, ""))
+    AuditEntry.record(user, AuditEntry.Action.ACCOUNT_DELETED, target=instance.name)
+
+
+@receiver(pre_save, sender=Account)
+def _check_account(sender, instance: Account, **kwargs) -> None:
+    """Every way in (the panel's form, /admin/, ``loaddata``, ORM code) saves through
+    here: a value that reaches a mail command's config file is checked whoever wrote
+    it. (``QuerySet.update`` skips this; ``Target`` checks again before any send.)"""
+    instance.full_clean(
+        exclude=["password_encrypted"], validate_unique=False, validate_constraints=False
+    )
+
+
+def local_server_name() -> str:
+    """This machine's name among the servers: XMAILADMIN_SERVER_NAME, else its host name."""
+    return os.environ.get("XMAILADMIN_SERVER_NAME", "").strip() or socket.gethostname()
+
+
+class Server(models.Model):
+    """A machine whose worker runs the jobs of its rows, from a Celery queue of its own.
+
+    Today there is one: this machine (``local()``). The order, the heartbeats and every
+    job row name their server, so that several machines' rows stay apart.
+    """
+
+    name = models.CharField(max_length=255, unique=True)
+    queue = models.CharField(max_length=255)  # the Celery queue its worker takes jobs from
+    last_seen = models.DateTimeField(null=True, blank=True)  # its worker's newest heartbeat
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def local(cls) -> Server:
+        """This machine's row, made on first use. Its queue follows this machine's Celery
+        configuration (CELERY_TASK_DEFAULT_QUEUE): a changed queue holds from the next job."""
+        queue = celery_app.conf.task_default_queue
+        server, _created = cls.objects.get_or_create(
+            name=local_server_name(), defaults={"queue": queue}
+        )
+        if server.queue != queue:
+            cls.objects.filter(pk=server.pk).update(queue=queue)
+            server.queue = queue
+        return server
+
+
+class OnServer(models.Model):
+    """A row of one server: saved without one, it is this machine's (``Server.local``).
+
+    Filled in at saving, not as a field default: that would ask the database whenever
+    a row object is made, even one that is never saved.
+    """
+
+    server = models.ForeignKey(Server, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs) -> None:
+        if self.server_id is None:
+            self.server = Server.local()
+        super().save(*args, **kwargs)
+
+
+class TransportSetting(OnServer):
+    """Position of one mail command in a server's preferred order, and whether it is used."""
+
+    key = models.CharField(max_length=32)
     position = models.PositiveIntegerField()
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["position", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["server", "key"], name="one_setting_per_server_key")
+        ]
 
     def __str__(self) -> str:
         return self.key
@@ -177,18 +295,23 @@ class TransportSetting(models.Model):
         return BY_KEY[self.key]
 
     @classmethod
-    def ordered(cls) -> list[TransportSetting]:
-        """All catalogue commands in the preferred order; rows are created on first use."""
-        rows = [r for r in cls.objects.all() if r.key in BY_KEY]
+    def ordered(cls, server: Server | None = None) -> list[TransportSetting]:
+        """All catalogue commands in the preferred order of ``server`` (this machine if
+        None); rows are created on first use."""
+        server = server or Server.local()
+        rows = [r for r in cls.objects.filter(server=server) if r.key in BY_KEY]
         known = {r.key for r in rows}
         missing = [e for e in CATALOGUE if e.key not in known]
         if missing:
             start = max((r.position for r in rows), default=0)
             cls.objects.bulk_create(
-                [cls(key=e.key, position=start + i) for i, e in enumerate(missing, start=1)],
+                [
+                    cls(server=server, key=e.key, position=start + i)
+                    for i, e in enumerate(missing, start=1)
+                ],
                 ignore_conflicts=True,
             )
-            rows = [r for r in cls.objects.all() if r.key in BY_KEY]
+            rows = [r for r in cls.objects.filter(server=server) if r.key in BY_KEY]
         return rows
 
 
@@ -197,8 +320,9 @@ class Trigger(models.TextChoices):
     SCHEDULED = "scheduled", _("scheduled")
 
 
-class Job(models.Model):
-    """What every task row has: its state, who asked, when it ran and on which worker."""
+class Job(OnServer):
+    """What every task row has: its server, its state, who asked, when it ran and on which
+    worker. How a row lives (published, claimed, finished, expired) is in jobs.py."""
 
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     requested_by = models.ForeignKey(
@@ -263,15 +387,18 @@ class TestSend(Job):
     command = models.CharField(max_length=32, db_index=True)
     recipient = models.CharField(max_length=254)
     step = models.CharField(max_length=32, blank=True)
-    reason = models.TextField(blank=True)
+    reason = models.TextField(blank=True)  # in English (the panel's own: in its reader's words)
     reason_code = models.CharField(max_length=32, blank=True)  # transports' name of the reason
+    # The reason as transports gave it (Text.to_dict()): message id and the values of the
+    # time, such as the host and port it was sent to. Empty on rows older than it.
+    reason_text = models.JSONField(default=dict, blank=True)
     detail = models.TextField(blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
     transcript = models.TextField(blank=True)
     tls_version = models.CharField(max_length=32, blank=True)
     verified = models.BooleanField(null=True)
     delivered = models.BooleanField(null=True)
-    warnings = models.JSONField(default=list, blank=True)
+    warnings = models.JSONField(default=list, blank=True)  # [Text.to_dict()]; older: [str]
     duration_s = models.FloatField(null=True, blank=True)
     test_id = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     batch = models.UUIDField(null=True, blank=True, db_index=True)
@@ -296,12 +423,13 @@ class TestSend(Job):
 
     @property
     def explanation(self) -> str:
-        """The reason in the reader's language."""
-        return reasons.explain(self)
+        """The reason in the reader's language, with the values of the time it was sent;
+        an older row's (or the panel's own) as it was stored."""
+        return say(self.reason_text or self.reason)
 
     @property
     def warnings_shown(self) -> list[str]:
-        return [reasons.warning(w) for w in self.warnings]
+        return said(self.warnings)
 
     @property
     def delivery(self) -> str:
@@ -312,20 +440,26 @@ class TestSend(Job):
         if self.reason_code == "still_queued":
             return "still_queued"
         if self.delivered is False:
-            # transports words it "deferred by the local postfix ..." / "bounced by ..."
-            return "bounced" if self.reason.startswith("bounced") else "deferred"
-        if self.reason_code in reasons.UNVERIFIED_CODES:
+            return "bounced" if self._bounced else "deferred"
+        if self.reason_code in UNVERIFIED_CODES:
             return "unverified"
         return ""
 
     @property
+    def _bounced(self) -> bool:
+        msgid = self.reason_text.get("msgid") if self.reason_text else None
+        if msgid is None:  # a row older than reason_text: its English says it
+            return self.reason.startswith("bounced")
+        return msgid == BOUNCED_BY
+
+    @property
     def delivery_label(self) -> str:
-        return str(reasons.DELIVERY.get(self.delivery, ""))
+        return str(DELIVERY.get(self.delivery, ""))
 
     @property
     def command_label(self) -> str:
         entry = self.entry
-        return label(entry) if entry else self.command
+        return say(entry.label) if entry else self.command
 
     @classmethod
     def latest_per_command(cls, account: Account | None) -> dict[str, TestSend]:
@@ -372,6 +506,14 @@ class AuditEntry(models.Model):
         ordering = ["-at", "-id"]
         verbose_name_plural = "audit entries"
 
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise PermissionError("audit entries are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("audit entries are append-only")
+
     @classmethod
     def record(cls, user, action: str, target: str = "", detail: str = "") -> AuditEntry:
         real = real_user(user)
@@ -402,6 +544,8 @@ class RelayCheck(Job):
     confirmed = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The sentences in these (notes, differences, the apply's reason) are stored as
+    # transports gave them, Text.to_dict(): said in the reader's language when shown.
     status = models.JSONField(default=dict, blank=True)  # RelayStatus.to_dict()
     differences = models.JSONField(default=list, blank=True)  # [Difference.to_dict()]
     config = models.JSONField(default=dict, blank=True)  # GeneratedConfig.to_dict(), masked
@@ -423,31 +567,36 @@ class RelayCheck(Job):
     def __str__(self) -> str:
         return f"{self.mta} {self.kind} ({self.state})"
 
+    def state_after(self, *, applied: dict, differences: list, config_error: str) -> State:
+        """The final state of the job: a write that failed is red; a relay that differs
+        from the account, or an account no configuration can be made for, amber."""
+        if self.kind == self.Kind.APPLY and not applied.get("ok"):
+            return State.FAILED
+        if differences or config_error:
+            return State.WARNING
+        return State.PASSED
+
     @property
-    def differences_shown(self) -> list[dict[str, str]]:
-        """Each difference with its sentence in the reader's language."""
-        german = get_language() == "de"
-        return [{**d, "text": d.get("de" if german else "en", "")} for d in self.differences]
+    def differences_shown(self) -> list[dict]:
+        """Each difference with its sentence in the reader's language (an older row's:
+        its English one)."""
+        return [{**d, "text": say(d.get("text") or d.get("en"))} for d in self.differences]
 
     @property
     def notes_shown(self) -> list[str]:
-        notes = [*self.status.get("notes", []), *self.config.get("notes", [])]
-        return [reasons.translate(n) for n in notes]
+        return said([*self.status.get("notes", []), *self.config.get("notes", [])])
 
     @property
     def result_reason(self) -> str:
-        if not self.result:
-            return ""
-        german = get_language() == "de"
-        return self.result.get("reason_de" if german else "reason", "")
+        return say(self.result.get("reason")) if self.result else ""
 
     @property
     def error_shown(self) -> str:
-        return reasons.translate(self.error)
+        return say(self.error)
 
     @property
     def config_error_shown(self) -> str:
-        return reasons.translate(self.config_error)
+        return say(self.config_error)
 
     @classmethod
     def latest(cls, mta: str, account: Account | None) -> RelayCheck | None:
@@ -456,8 +605,8 @@ class RelayCheck(Job):
         return cls.objects.filter(mta=mta, account=account).first()
 
 
-class WorkerHeartbeat(models.Model):
-    """Written by each Celery worker every few seconds; the pages read it."""
+class WorkerHeartbeat(OnServer):
+    """Written by each Celery worker every few seconds; the pages of its server read it."""
 
     hostname = models.CharField(max_length=255, unique=True)
     pid = models.IntegerField(default=0)

@@ -2,10 +2,13 @@
 
 ``transports.relay`` does the work; this module only reads the settings that say
 which instance to use (the system's own unless a directory or binary is given)
-and turns an :class:`~xmailadmin.models.Account` into a ``RelayAccount``.
+and turns an :class:`~xmailadmin.models.Account` into a ``RelayAccount``, and a
+generated configuration into what the relay page shows.
 """
 
 from __future__ import annotations
+
+import json
 
 from django.conf import settings
 
@@ -54,3 +57,10 @@ def relay_account(account, password: str) -> RelayAccount:
         ca_file=account.ca_file or None,
         tls_name=account.tls_name or None,
     )
+
+
+def shown(config, password: str) -> dict:
+    """The generated configuration as the page shows it: the password masked."""
+    data = config.to_dict(password)
+    data["text"] = config.text(password)
+    return json.loads(json.dumps(data))  # what the JSON column gives back, for comparing

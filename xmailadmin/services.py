@@ -1,15 +1,16 @@
-"""What the views (and beat) ask for: create the rows, enqueue the tasks, end stale rows.
+"""What the views (and beat) ask for: check that a worker runs, create the row, publish.
 
-Views validate input and call these; they never run a mail command. Tasks
-run the commands and write the outcome into the rows created here.
+Views validate input and call these; they never run a mail command. Each ``start_*``
+refuses early when no worker could run the job, creates the row (which belongs to
+this machine's server) and hands it to ``jobs.publish``; tasks run the commands and
+finish the rows (jobs.py). The one workflow here that a task calls is the write of a
+confirmed relay configuration, with its audit entries (``apply_confirmed``).
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from django.conf import settings
@@ -17,9 +18,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from transports.catalogue import BY_KEY, CATALOGUE
+from transports.catalogue import BY_KEY
 
-from . import health
+from . import health, jobs, relays
+from .jobs import NotAccepted
 from .models import (
     ACTIVE_STATES,
     Account,
@@ -28,17 +30,16 @@ from .models import (
     RelayCheck,
     State,
     TestSend,
-    TransportSetting,
     Trigger,
-    WorkerHeartbeat,
     real_user,
 )
+from .texts import say
 
-log = logging.getLogger(__name__)
-
-
-class NotAccepted(Exception):
-    """The request cannot be queued now; the message says why and what to do."""
+# The tasks, by name: tasks.py imports this module, never the other way round.
+PROBE_ALL = "xmailadmin.tasks.probe_all"
+SEND_TEST = "xmailadmin.tasks.send_test"
+RELAY_CHECK = "xmailadmin.tasks.relay_check"
+RELAY_APPLY = "xmailadmin.tasks.relay_apply"
 
 
 def ensure_worker() -> None:
@@ -48,49 +49,40 @@ def ensure_worker() -> None:
         raise NotAccepted(problem)
 
 
-def _publish(task, **kwargs) -> None:
-    try:
-        task.apply_async(kwargs=kwargs)
-    except Exception as exc:  # kombu raises several kinds for a dead broker
-        health.forget_broker_state()
-        log.warning("could not enqueue %s: %s", task.name, exc)
-        raise NotAccepted(
-            _("The broker did not accept the job: %(error)s") % {"error": exc}
-        ) from exc
-
-
-def _publish_for(row: ProbeRun | RelayCheck, task, **kwargs) -> None:
-    """Enqueue the task of a new row; a broker that refuses it fails the row."""
-    try:
-        _publish(task, **kwargs)
-    except NotAccepted as exc:
-        fail(row, str(exc), step="queue")
-        raise
-
-
 # --- probes -----------------------------------------------------------------
 
 
 def start_probe(user, trigger: str = Trigger.MANUAL) -> ProbeRun:
     """Queue a probe of all mail commands; a probe already queued or running is reused."""
-    from .tasks import probe_all  # here: tasks imports this module
-
-    expire_stale()
+    ensure_worker()
+    jobs.expire_stale()
     with transaction.atomic():
         active = ProbeRun.objects.select_for_update().filter(state__in=ACTIVE_STATES).first()
         if active is not None:
             return active
         run = ProbeRun.objects.create(trigger=trigger, requested_by=real_user(user))
     AuditEntry.record(user, AuditEntry.Action.PROBE_STARTED, target=_("all commands"))
-    _publish_for(run, probe_all, run_id=run.id)
+    jobs.publish(run, PROBE_ALL, run_id=run.id)
     return run
 
 
 # --- test sends -------------------------------------------------------------
 
 
-def enabled_keys() -> list[str]:
-    return [s.key for s in TransportSetting.ordered() if s.enabled]
+def _check_rate(account: Account, wanted: int) -> None:
+    """A burst of clicks must not become a burst of mails to the provider (which may
+    block the account for it): at most XMAILADMIN_TEST_MAILS_PER_MINUTE per account."""
+    limit = settings.XMAILADMIN_TEST_MAILS_PER_MINUTE
+    since = timezone.now() - timedelta(minutes=1)
+    sent = TestSend.objects.filter(account=account, created_at__gte=since).count()
+    if sent and sent + wanted > max(limit, wanted):
+        raise NotAccepted(
+            _(
+                "Too many test mails for “%(name)s”: at most %(limit)d a minute. "
+                "Please wait a minute."
+            )
+            % {"name": account.name, "limit": limit}
+        )
 
 
 def start_tests(account: Account, keys: Sequence[str], user) -> list[TestSend]:
@@ -99,9 +91,9 @@ def start_tests(account: Account, keys: Sequence[str], user) -> list[TestSend]:
     A command that already has a queued or running test for this account
     keeps that row: a second click never sends a second mail at once.
     """
-    from .tasks import send_test  # here: tasks imports this module
-
-    expire_stale()
+    ensure_worker()
+    jobs.expire_stale()
+    _check_rate(account, len(keys))
     batch = uuid.uuid4() if len(keys) > 1 else None
     language = translation.get_language() or settings.LANGUAGE_CODE
     rows: list[TestSend] = []
@@ -137,10 +129,10 @@ def start_tests(account: Account, keys: Sequence[str], user) -> list[TestSend]:
         )
     for i, send in enumerate(new):
         try:
-            _publish(send_test, send_id=send.id)
-        except NotAccepted as exc:
-            for unsent in new[i:]:
-                fail(unsent, str(exc), step="queue")
+            jobs.publish(send, SEND_TEST, send_id=send.id)
+        except NotAccepted as exc:  # the broker is gone: none of the others is sent either
+            for unsent in new[i + 1 :]:
+                jobs.fail(unsent, str(exc), step="queue")
             raise
     return rows
 
@@ -151,11 +143,9 @@ def start_tests(account: Account, keys: Sequence[str], user) -> list[TestSend]:
 def start_relay_check(mta: str, account: Account, user) -> RelayCheck:
     """Queue a look at the relay for ``account``; a job already queued or running for
     this relay is returned instead (a check must not read files an apply is writing)."""
-    from .tasks import relay_check  # here: tasks imports this module
-
     job = RelayCheck(mta=mta, kind=RelayCheck.Kind.CHECK)
     row = _start_relay_job(
-        relay_check, job, account, user, AuditEntry.Action.RELAY_CHECK, detail=account.name
+        RELAY_CHECK, job, account, user, AuditEntry.Action.RELAY_CHECK, detail=account.name
     )
     if row.pk != job.pk and (row.kind != job.kind or row.account_id != account.pk):
         raise _busy(mta)
@@ -171,8 +161,6 @@ def _busy(mta: str) -> NotAccepted:
 
 def start_relay_apply(confirmed: RelayCheck, user) -> RelayCheck:
     """Queue the write of the configuration the administrator saw in ``confirmed``."""
-    from .tasks import relay_apply  # here: tasks imports this module
-
     account = confirmed.account
     if account is None:
         raise NotAccepted(_("The account was deleted."))
@@ -180,7 +168,7 @@ def start_relay_apply(confirmed: RelayCheck, user) -> RelayCheck:
     files += [f["path"] for f in confirmed.config.get("files", [])]
     job = RelayCheck(mta=confirmed.mta, kind=RelayCheck.Kind.APPLY, confirmed=confirmed)
     row = _start_relay_job(
-        relay_apply,
+        RELAY_APPLY,
         job,
         account,
         user,
@@ -192,8 +180,11 @@ def start_relay_apply(confirmed: RelayCheck, user) -> RelayCheck:
     return row
 
 
-def _start_relay_job(task, job: RelayCheck, account: Account, user, action, detail) -> RelayCheck:
-    expire_stale()
+def _start_relay_job(
+    task: str, job: RelayCheck, account: Account, user, action, detail
+) -> RelayCheck:
+    ensure_worker()
+    jobs.expire_stale()
     job.account = account
     job.account_name = account.name
     job.requested_by = real_user(user)
@@ -207,161 +198,55 @@ def _start_relay_job(task, job: RelayCheck, account: Account, user, action, deta
             return active
         raise NotAccepted(_("Please try again.")) from None
     AuditEntry.record(user, action, target=job.mta, detail=detail)
-    _publish_for(job, task, check_id=job.id)
+    jobs.publish(job, task, check_id=job.id)
     return job
 
 
-# --- final states -------------------------------------------------------------
+def apply_confirmed(
+    job: RelayCheck,
+    relay,
+    wanted,
+    *,
+    config_error: str,
+    password: str,
+    clean: Callable,
+) -> dict | None:
+    """Write the configuration the administrator confirmed (``job.confirmed``), if the
+    account and the settings still make exactly that one, and audit the outcome.
 
-
-def finish(row: TestSend | ProbeRun | RelayCheck, *, state: str, **fields) -> bool:
-    """Move an active row to a final state; False if it was already final."""
-    fields.update(state=state, finished_at=timezone.now())
-    updated = type(row).objects.filter(pk=row.pk, state__in=ACTIVE_STATES).update(**fields)
-    if updated:
-        for name, value in fields.items():
-            setattr(row, name, value)
-    return bool(updated)
-
-
-def fail(row: TestSend | ProbeRun | RelayCheck, reason: str, *, step: str) -> bool:
-    """Move an active row to failed: a test send keeps ``reason`` as the reason it failed
-    at ``step``, the other rows as their error. False if the row was already final."""
-    if isinstance(row, TestSend):
-        return finish(row, state=State.FAILED, step=step, reason=reason)
-    return finish(row, state=State.FAILED, error=reason)
-
-
-def expire_stale() -> int:
-    """Mark rows failed that no worker will ever finish; returns how many.
-
-    A running row whose worker stopped sending heartbeats, a running row past
-    the hard time limit, and a queued row nobody picked up within that limit.
+    Returns the ApplyResult as the row keeps it (``clean`` removes the password), or
+    None when nothing was written: then the row has failed, with its audit entry.
+    ``wanted`` is the RelayAccount, None when the account cannot configure a relay
+    (``config_error`` says why).
     """
-    now = timezone.now()
-    limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 15)
-    alive: set[str] | None = None
-    count = 0
-    for model in (TestSend, ProbeRun, RelayCheck):
-        for row in model.objects.filter(state__in=ACTIVE_STATES):
-            if alive is None:
-                alive = set(
-                    WorkerHeartbeat.objects.filter(
-                        seen_at__gte=WorkerHeartbeat.fresh_since()
-                    ).values_list("hostname", flat=True)
-                )
-            reason = _stale_reason(row, now, limit, alive)
-            if reason is None:
-                continue
-            count += fail(row, reason, step="timeout")
-    return count
-
-
-def _stale_reason(row, now, limit: timedelta, alive: set[str]) -> str | None:
-    language = getattr(row, "language", None) or settings.LANGUAGE_CODE
-    seconds = int(limit.total_seconds())
-    with translation.override(language):
-        if row.state == State.RUNNING:
-            started = row.started_at or row.created_at
-            beats = timedelta(seconds=3 * settings.XMAILADMIN_HEARTBEAT_SECONDS)
-            if row.worker and row.worker not in alive and started < now - beats:
-                return _(
-                    "Worker %(worker)s stopped while the job ran (no more heartbeats). Please"
-                    " start it again."
-                ) % {"worker": row.worker}
-            if started < now - limit:
-                return _(
-                    "No result within the time limit of %(s)d s; the worker was probably "
-                    "stopped."
-                ) % {"s": seconds}
-        elif row.created_at < now - limit:
-            return _(
-                "No worker took the job within %(s)d s. Is the worker running?"
-            ) % {"s": seconds}
-    return None
-
-
-def fail_rows_of_worker(hostname: str) -> int:
-    """A worker (re)starting under this name: whatever it was running is lost."""
-    count = 0
-    for model in (TestSend, ProbeRun, RelayCheck):
-        for row in model.objects.filter(state=State.RUNNING, worker=hostname):
-            language = getattr(row, "language", None) or settings.LANGUAGE_CODE
-            with translation.override(language):
-                reason = _(
-                    "Worker %(worker)s was restarted while the job ran."
-                ) % {"worker": hostname}
-            count += fail(row, reason, step="timeout")
-    return count
-
-
-# --- preferred order ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OrderProposal:
-    order: list[str]  # every catalogue key, first = used first
-    enabled: frozenset[str]
-
-    @property
-    def first_used(self) -> str | None:
-        return next((k for k in self.order if k in self.enabled), None)
-
-
-def current_order() -> OrderProposal:
-    rows = TransportSetting.ordered()
-    return OrderProposal([r.key for r in rows], frozenset(r.key for r in rows if r.enabled))
-
-
-def proposal_from(order: Iterable[str], enabled: Iterable[str]) -> OrderProposal | None:
-    """Validate posted keys: a permutation of the catalogue, or None."""
-    order = list(order)
-    if sorted(order) != sorted(BY_KEY):
+    if wanted is None:
+        _not_applied(job, config_error)
         return None
-    enabled_set = frozenset(enabled)
-    if not enabled_set <= set(BY_KEY):
+    confirmed = job.confirmed
+    shown = clean(relays.shown(relay.render(wanted), password))
+    if confirmed is None or confirmed.config != shown:
+        _not_applied(
+            job,
+            _(
+                "Nothing was written: the configuration is no longer the one that was "
+                "confirmed (the account or the relay settings changed). Check again and "
+                "confirm the new one."
+            ),
+        )
         return None
-    return OrderProposal(order, enabled_set)
-
-
-def moved(proposal: OrderProposal, key: str, step: int) -> OrderProposal:
-    order = list(proposal.order)
-    i = order.index(key)
-    j = max(0, min(len(order) - 1, i + step))
-    order.insert(j, order.pop(i))
-    return OrderProposal(order, proposal.enabled)
-
-
-def toggled(proposal: OrderProposal, key: str) -> OrderProposal:
-    return OrderProposal(proposal.order, proposal.enabled ^ {key})
-
-
-def vendor_recommendation() -> OrderProposal:
-    """The vendor's order, enabled: the suitable commands the last probe found."""
-    order = [e.key for e in CATALOGUE]
-    run = ProbeRun.latest_finished()
-    found = None if run is None else {r.key for r in run.results.all() if r.found}
-    enabled = frozenset(
-        e.key for e in CATALOGUE if not e.unsuitable and (found is None or e.key in found)
+    applied = relay.apply(wanted, confirm=True)
+    result = clean(applied.to_dict())
+    AuditEntry.record(
+        job.requested_by,
+        AuditEntry.Action.RELAY_APPLIED if applied.ok else AuditEntry.Action.RELAY_NOT_APPLIED,
+        target=job.mta,
+        detail=" · ".join([say(result["reason"]), *result.get("backups", [])]),
     )
-    return OrderProposal(order, enabled)
+    return result
 
 
-def needs_confirmation(old: OrderProposal, new: OrderProposal) -> str | None:
-    """The key of an unsuitable command that the change would make first, if any."""
-    first = new.first_used
-    if first and BY_KEY[first].unsuitable and first != old.first_used:
-        return first
-    return None
-
-
-def save_order(proposal: OrderProposal) -> None:
-    now = timezone.now()
-    with transaction.atomic():
-        rows = {r.key: r for r in TransportSetting.ordered()}
-        for position, key in enumerate(proposal.order, start=1):
-            row = rows[key]
-            row.position = position
-            row.enabled = key in proposal.enabled
-            row.updated_at = now
-        TransportSetting.objects.bulk_update(rows.values(), ["position", "enabled", "updated_at"])
+def _not_applied(job: RelayCheck, reason: str) -> None:
+    AuditEntry.record(
+        job.requested_by, AuditEntry.Action.RELAY_NOT_APPLIED, target=job.mta, detail=reason
+    )
+    jobs.finish(job, state=State.FAILED, error=reason)

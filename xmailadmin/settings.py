@@ -9,12 +9,15 @@ variable.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from cryptography.fernet import Fernet
+from csp.constants import NONE, SELF, UNSAFE_HASHES
 from django.utils.translation import gettext_lazy as _
 
 from xmailadmin.conf import (
@@ -42,14 +45,29 @@ if len(SECRET_KEY) < 32 or SECRET_KEY.startswith("django-insecure"):
 # The key(s) that encrypt SMTP passwords at rest. Several keys, newest first,
 # separated by commas (environment) or lines (file): the first encrypts, all
 # decrypt. `manage.py rotate_fernet_key` re-encrypts with the first.
-_fernet_raw = envsecret("XMAILADMIN_FERNET_KEY") or secret_file(
+_fernet_raw = envsecret("XMAILADMIN_FERNET_KEY")
+# Where the keys come from, for messages that say which key is missing or wrong.
+FERNET_KEY_SOURCE = "XMAILADMIN_FERNET_KEY" if _fernet_raw else str(VAR_DIR / "fernet.key")
+_fernet_raw = _fernet_raw or secret_file(
     VAR_DIR / "fernet.key", lambda: Fernet.generate_key().decode()
 )
 FERNET_KEYS: list[str] = [k.strip() for k in _fernet_raw.replace(",", "\n").split() if k.strip()]
 
 ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS")
-SESSION_COOKIE_SECURE = envbool("DJANGO_SECURE_COOKIES", False)
+# XMAILADMIN_HTTPS=1: the panel is reached over HTTPS through a reverse proxy that
+# sets X-Forwarded-Proto (and overwrites the client's). It switches on the redirect
+# to HTTPS, HSTS and secure cookies; `manage.py check --deploy` then reports nothing.
+XMAILADMIN_HTTPS = envbool("XMAILADMIN_HTTPS", False)
+if XMAILADMIN_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = envbool("DJANGO_SSL_REDIRECT", XMAILADMIN_HTTPS)
+SECURE_HSTS_SECONDS = envint(
+    "XMAILADMIN_HSTS_SECONDS", 365 * 24 * 3600 if XMAILADMIN_HTTPS else 0, minimum=0
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("XMAILADMIN_HSTS_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = envbool("XMAILADMIN_HSTS_PRELOAD", True)
+SESSION_COOKIE_SECURE = envbool("DJANGO_SECURE_COOKIES", XMAILADMIN_HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_AGE = envint("XMAILADMIN_SESSION_SECONDS", 8 * 3600, minimum=60)
 # Sessions live in the database and are read from this process's memory when warm.
@@ -57,6 +75,44 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+
+
+def _inline_hash(code: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(code.encode()).digest()).decode() + "'"
+
+
+# Content-Security-Policy (django-csp): scripts, styles, images only from static/
+# (htmx and SortableJS are vendored), no inline script or style. The one inline event
+# handler, the relay page's account select (panel/_shared.html), is allowed by its
+# hash. htmx's own <style> for indicators is off (<meta name="htmx-config"> in base.html).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [NONE],
+        "script-src": [SELF, UNSAFE_HASHES, _inline_hash("this.form.submit()")],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    }
+}
+
+# Login throttling (django-axes): after XMAILADMIN_LOGIN_FAILURES wrong passwords for one
+# user name from one address, that pair is locked for XMAILADMIN_LOGIN_LOCK_MINUTES
+# (on /login/ and /admin/login/); a login attempt while locked starts the time again.
+# Unlock: `manage.py axes_reset_username NAME` or `manage.py axes_reset`.
+AXES_FAILURE_LIMIT = envint("XMAILADMIN_LOGIN_FAILURES", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("XMAILADMIN_LOGIN_LOCK_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked user name and address
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -68,11 +124,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "csp",
+    "axes",
     "xmailadmin.apps.PanelConfig",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "xmailadmin.middleware.GermanFirstLocaleMiddleware",
@@ -82,6 +141,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked login into the lockout page
 ]
 
 ROOT_URLCONF = "xmailadmin.urls"
@@ -97,7 +157,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "xmailadmin.views.roles",
+                "xmailadmin.context_processors.roles",
             ],
         },
     },
@@ -172,6 +232,10 @@ if not REDIS_URL:
     }
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker (and beat) that lost the broker keeps trying to reconnect, however long
+# Redis is away (Celery's default gives up after 100 tries and ends the worker).
+# What a Redis restart lost is failed by services.expire_lost_in_broker.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # A view must not hang on a dead broker: publish fails fast and says so.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 1,
@@ -198,6 +262,8 @@ XMAILADMIN_PROBE_INTERVAL = envint("XMAILADMIN_PROBE_INTERVAL", 3600, minimum=0)
 XMAILADMIN_SEND_TIMEOUT = envint("XMAILADMIN_SEND_TIMEOUT", 30, minimum=1)
 if XMAILADMIN_SEND_TIMEOUT >= CELERY_TASK_SOFT_TIME_LIMIT:
     raise ConfigError("XMAILADMIN_SEND_TIMEOUT must be below CELERY_TASK_TIME_LIMIT - 5")
+# Test mails per account and minute; more clicks are refused with that reason.
+XMAILADMIN_TEST_MAILS_PER_MINUTE = envint("XMAILADMIN_TEST_MAILS_PER_MINUTE", 30, minimum=1)
 # The worker writes a heartbeat row this often; three missed beats = no worker.
 XMAILADMIN_HEARTBEAT_SECONDS = envint("XMAILADMIN_HEARTBEAT_SECONDS", 5, minimum=1)
 

@@ -1,4 +1,5 @@
-"""Celery tasks: thin wrappers that load a row, call ``transports``, write the outcome.
+"""Celery tasks: one small task per job kind. Each loads its row, calls ``transports``
+and lets the row record the outcome; the row's life (claim, finish, fail) is jobs.py.
 
 Every task ends with its row in a final state: passed, passed with a note,
 or failed with the reason. Time limits come from ``CELERY_TASK_TIME_LIMIT``;
@@ -9,7 +10,6 @@ and goes nowhere else: not into task arguments, logs or the row.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -17,8 +17,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -27,11 +26,10 @@ from transports.base import Mode, Target, TargetError, Transport
 from transports.message import build_test_message
 from transports.secrecy import redact
 
-from . import relays, services
+from . import jobs, order, relays, services
 from .crypto import PasswordUnreadable
 from .models import (
     Account,
-    AuditEntry,
     ProbeResult,
     ProbeRun,
     RelayCheck,
@@ -64,48 +62,17 @@ def _described(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _claim(model, pk: int, hostname: str):
-    """Queued → running, exactly once; None when another delivery already took it."""
-    with transaction.atomic():
-        row = model.objects.select_for_update().filter(pk=pk).first()
-        if row is None or row.state != State.QUEUED:
-            return None
-        row.state = State.RUNNING
-        row.started_at = timezone.now()
-        row.worker = hostname or ""
-        row.save(update_fields=["state", "started_at", "worker"])
-    return row
-
-
-def _run_claimed(model, pk: int, hostname: str | None, work, *, what: str, stopped, crashed) -> str:
-    """Claim the row and run ``work`` on it in its requester's language; a time limit or
-    any error still ends the row in a final state (``stopped`` % the limit, ``crashed``)."""
-    row = _claim(model, pk, hostname)
-    if row is None:
-        return "skipped"
-    with translation.override(row.language):
-        try:
-            work(row)
-        except SoftTimeLimitExceeded:
-            reason = stopped % {"s": settings.CELERY_TASK_SOFT_TIME_LIMIT}
-            services.fail(row, reason, step="timeout")
-        except Exception as exc:  # a final state, whatever went wrong
-            log.error("%s %s failed: %s", what, row.id, type(exc).__name__)
-            services.fail(row, crashed(row, exc), step="unknown")
-    return row.state
-
-
 def _account_password(row: TestSend | RelayCheck) -> tuple[Account, str] | None:
     """The row's account and its password, right before a transport needs them; None once
     the row has failed because the account is gone or its password unreadable."""
     account = row.account
     if account is None:
-        services.fail(row, _("The account was deleted."), step="config")
+        jobs.fail(row, _("The account was deleted."), step="config")
         return None
     try:
         return account, account.decrypt_password()
     except PasswordUnreadable:
-        services.fail(
+        jobs.fail(
             row,
             _(
                 "The stored password cannot be decrypted with the configured key. Enter "
@@ -121,7 +88,7 @@ def _account_password(row: TestSend | RelayCheck) -> tuple[Account, str] | None:
 
 @shared_task(bind=True)
 def probe_all(self, *, run_id: int) -> str:
-    run = _claim(ProbeRun, run_id, self.request.hostname)
+    run = jobs.claim(ProbeRun, run_id, self.request.hostname)
     if run is None:
         return "skipped"
     _probe(run)
@@ -168,12 +135,12 @@ def _probe(run: ProbeRun) -> None:
             ]
         )
     except SoftTimeLimitExceeded:
-        services.finish(run, state=State.FAILED, error=_("The probe exceeded its time limit."))
+        jobs.finish(run, state=State.FAILED, error=_("The probe exceeded its time limit."))
     except Exception as exc:
         log.exception("probe %s failed", run.id)
-        services.finish(run, state=State.FAILED, error=_described(exc))
+        jobs.finish(run, state=State.FAILED, error=_described(exc))
     else:
-        services.finish(run, state=State.PASSED)
+        jobs.finish(run, state=State.PASSED)
 
 
 # --- test sends ---------------------------------------------------------------
@@ -181,7 +148,7 @@ def _probe(run: ProbeRun) -> None:
 
 @shared_task(bind=True)
 def send_test(self, *, send_id: int) -> str:
-    return _run_claimed(
+    return jobs.run_claimed(
         TestSend,
         send_id,
         self.request.hostname,
@@ -197,13 +164,13 @@ def send_test_all(*, account_id: int, user_id: int | None = None) -> list[int]:
     """Queue one test per enabled command (used by schedules and scripts)."""
     account = Account.objects.get(pk=account_id)
     user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
-    rows = services.start_tests(account, services.enabled_keys(), user)
+    rows = services.start_tests(account, order.enabled_keys(), user)
     return [r.id for r in rows]
 
 
 @shared_task
 def expire_stale() -> int:
-    return services.expire_stale()
+    return jobs.expire_stale()
 
 
 def _send(send: TestSend) -> None:
@@ -214,7 +181,7 @@ def _send(send: TestSend) -> None:
     try:
         target = _target(account, send, password)
     except TargetError as exc:
-        services.finish(send, state=State.FAILED, step="config", reason=str(exc))
+        jobs.finish(send, state=State.FAILED, step="config", reason=str(exc))
         return
     message = build_test_message(
         sender=account.sender,
@@ -233,30 +200,29 @@ def _send(send: TestSend) -> None:
         raise
     except Exception as exc:
         log.error("test send %s: transport raised %s", send.id, type(exc).__name__)
-        services.fail(send, clean(_described(exc)), step="unknown")
+        jobs.fail(send, clean(_described(exc)), step="unknown")
         return
 
-    # Kept as transports spells them: pages translate them for whoever reads.
-    warnings = [clean(w) for w in result.warnings]
-    if not result.ok:
-        state = State.FAILED
-    elif warnings or not result.verified or result.delivered is False:
-        state = State.WARNING
-    else:
-        state = State.PASSED
-    services.finish(
+    _record(send, result, clean)
+
+
+def _record(send: TestSend, result, clean) -> None:
+    # Kept as transports gave them (message id and parameters): pages say them in the
+    # language of whoever reads, with the values of this send.
+    jobs.finish(
         send,
-        state=state,
+        state=State.of(result),
         step=result.step.value,
-        reason=clean(result.reason),
+        reason=clean(str(result.reason)),
         reason_code=result.reason_code,
+        reason_text=result.reason.map(clean).to_dict(),
         detail=clean(result.detail),
         exit_code=result.exit_code,
         transcript=clean(result.transcript),
         tls_version=result.tls_version or "",
         verified=result.verified,
         delivered=result.delivered,
-        warnings=warnings,
+        warnings=[w.map(clean).to_dict() for w in result.warnings],
         duration_s=result.duration_s,
     )
 
@@ -307,7 +273,7 @@ def relay_apply(self, *, check_id: int) -> str:
 
 
 def _relay_job(check_id: int, hostname: str | None) -> str:
-    return _run_claimed(
+    return jobs.run_claimed(
         RelayCheck,
         check_id,
         hostname,
@@ -347,32 +313,12 @@ def _relay(job: RelayCheck) -> None:
 
     result: dict = {}
     if job.kind == RelayCheck.Kind.APPLY:
-        if wanted is None:
-            _not_applied(job, config_error)
-            return
-        confirmed = job.confirmed
-        shown = clean(_shown(relay.render(wanted), password))
-        if confirmed is None or confirmed.config != shown:
-            _not_applied(
-                job,
-                _(
-                    "Nothing was written: the configuration is no longer the one that was "
-                    "confirmed (the account or the relay settings changed). Check again and "
-                    "confirm the new one."
-                ),
-            )
-            return
-        applied = relay.apply(wanted, confirm=True)
-        result = clean(applied.to_dict())
-        german = translation.get_language() == "de"
-        AuditEntry.record(
-            job.requested_by,
-            AuditEntry.Action.RELAY_APPLIED if applied.ok else AuditEntry.Action.RELAY_NOT_APPLIED,
-            target=job.mta,
-            detail=" · ".join(
-                [result["reason_de" if german else "reason"], *result.get("backups", [])]
-            ),
+        applied = services.apply_confirmed(
+            job, relay, wanted, config_error=config_error, password=password, clean=clean
         )
+        if applied is None:
+            return
+        result = applied
 
     status = relay.status()
     differences: list = []
@@ -380,35 +326,15 @@ def _relay(job: RelayCheck) -> None:
     if wanted is not None:
         try:
             differences = [d.to_dict() for d in relay.compare(status, wanted)]
-            config = _shown(relay.render(wanted), password)
+            config = relays.shown(relay.render(wanted), password)
         except (TargetError, ValueError) as exc:  # e.g. exim and an IPv6 address
             config_error = str(exc)
-    if job.kind == RelayCheck.Kind.APPLY and not result.get("ok"):
-        state = State.FAILED
-    elif differences or config_error:
-        state = State.WARNING
-    else:
-        state = State.PASSED
-    services.finish(
+    jobs.finish(
         job,
-        state=state,
+        state=job.state_after(applied=result, differences=differences, config_error=config_error),
         status=clean(status.to_dict()),
         differences=clean(differences),
         config=clean(config),
         config_error=clean(config_error),
         result=result,
     )
-
-
-def _shown(config, password: str) -> dict:
-    """The generated configuration as the page shows it: the password masked."""
-    data = config.to_dict(password)
-    data["text"] = config.text(password)
-    return json.loads(json.dumps(data))  # what the JSON column gives back, for comparing
-
-
-def _not_applied(job: RelayCheck, reason: str) -> None:
-    AuditEntry.record(
-        job.requested_by, AuditEntry.Action.RELAY_NOT_APPLIED, target=job.mta, detail=reason
-    )
-    services.finish(job, state=State.FAILED, error=reason)

@@ -1,22 +1,42 @@
-"""URLs of the panel. Every page needs a login (see views.panel_view)."""
+"""URLs of the panel. Every page needs a login (see views.common.panel_view)."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm
 from django.urls import path
+from django.utils.translation import gettext_lazy as _
 from django.views.i18n import set_language
 
 from . import views
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form, saying plainly what went wrong."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": _("User name or password wrong."),
+    }
+
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path(
         "login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        auth_views.LoginView.as_view(
+            authentication_form=LoginForm, redirect_authenticated_user=True
+        ),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path(
+        "password/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
     path("language/", set_language, name="set_language"),
     path("probe/", views.probe_start, name="probe-start"),
     path("probe/<int:run_id>/", views.probe_status, name="probe-status"),

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group
+from kombu import pools as kombu_pools
 
 from xmailadmin import health
 from xmailadmin.celery import app as celery_app
@@ -57,6 +58,9 @@ def use_broker(url: str, options: dict | None = None) -> None:
         celery_app._pool.force_close_all()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
+    # kombu keeps producer pools per broker URL in a global registry; one of a URL used
+    # before would hand out the connection pool closed above ("Acquire on closed pool").
+    kombu_pools.reset()
     health.forget_broker_state()
 
 

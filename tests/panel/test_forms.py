@@ -148,15 +148,28 @@ def test_an_empty_password_keeps_the_stored_one():
     assert "password" not in form.changed_fields()
 
 
-def test_a_ca_file_must_exist(tmp_path):
-    assert "gibt es nicht" in refused("ca_file", ca_file=str(tmp_path / "missing.pem"))
+def test_a_ca_file_must_hold_a_certificate_and_says_the_same_whatever_it_is(tmp_path, pki):
+    not_pem = tmp_path / "notes.txt"
+    not_pem.write_text("no certificate here\n")
+    half = tmp_path / "half.pem"
+    half.write_text("-----BEGIN CERTIFICATE-----\n")
+    # Missing, unreadable or the wrong file: one sentence, so nobody learns what exists.
+    for path in (tmp_path / "missing.pem", not_pem, half, "/etc/shadow", pki.ca_key_file):
+        assert "kein brauchbares Zertifikat" in refused("ca_file", ca_file=str(path))
     assert "absoluten Pfad" in refused("ca_file", ca_file="relative/ca.pem")
-    pem = tmp_path / "ca.pem"
-    pem.write_text("-----BEGIN CERTIFICATE-----\n")
-    assert AccountForm(data(ca_file=str(pem))).is_valid()
+    assert AccountForm(data(ca_file=str(pki.ca_file))).is_valid()
 
 
 def test_the_password_field_never_renders_its_value():
     account = AccountForm(data()).save()
     html = str(AccountForm(instance=account)["password"])
     assert "geheim" not in html and 'value="' not in html
+
+
+@pytest.mark.parametrize(
+    "sender", ["o'brien@example.org", "a;b@example.org", "kein-at.example.org"]
+)
+def test_a_bad_sender_is_called_an_invalid_address_not_a_shell_problem(sender):
+    message = refused("sender", sender=sender)
+    assert "Keine gültige E-Mail-Adresse" in message
+    assert "Sonderzeichen" not in message

@@ -6,8 +6,8 @@ import pytest
 from django.urls import reverse
 
 from transports.catalogue import KEYS
-from xmailadmin import services
 from xmailadmin.models import AuditEntry, ProbeResult, ProbeRun, State, TransportSetting
+from xmailadmin.order import OrderProposal, current_order, needs_confirmation
 
 pytestmark = pytest.mark.django_db
 
@@ -74,9 +74,9 @@ def test_an_unsuitable_command_does_not_rise_to_first_place_silently(admin_web):
 
 
 def test_disabling_everything_above_an_unsuitable_command_asks_too():
-    old = services.current_order()
-    new = services.OrderProposal(old.order, frozenset({"mutt", "mailx-heirloom"}))
-    assert services.needs_confirmation(old, new) == "mutt"
+    old = current_order()
+    new = OrderProposal(old.order, frozenset({"mutt", "mailx-heirloom"}))
+    assert needs_confirmation(old, new) == "mutt"
 
 
 def test_reset_restores_the_vendor_order_limited_to_what_was_found(admin_web):

@@ -22,7 +22,13 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from xmailadmin import services
+from transports.base import SendResult, Target
+from transports.relay import Difference
+from transports.relay.follow import State as FollowState
+from transports.relay.follow import Tracking, verdict
+from transports.sendmail import PostfixSendmail
+from transports.texts import Text
+from xmailadmin import jobs
 from xmailadmin.models import Account, AuditEntry, RelayCheck, State, TestSend
 from xmailadmin.tasks import relay_apply, relay_check, send_test
 
@@ -150,16 +156,17 @@ def finished_check(account: Account, mta: str = "postfix", **fields) -> RelayChe
             "tls_library": "OpenSSL", "tls_library_version": "3.0.15", "tls12": "yes",
             "tls13": "yes", "config_path": "/etc/postfix/main.cf", "configured": True,
             "log_path": "/var/log/mail.log", "settings": {"relayhost": ""},
-            "notes": ["the SASL password map could not be read (needs root)"],
+            "notes": [Text("the SASL password map could not be read (needs root)").to_dict()],
         },
         "differences": [
-            {
-                "setting": "relayhost", "current": "", "wanted": "[smtp.example.org]:587",
-                "en": "relayhost is not set, so postfix sends straight to the recipients' "
-                "servers; set relayhost = [smtp.example.org]:587",
-                "de": "relayhost ist nicht gesetzt, postfix stellt also direkt an die Server "
-                "der Empfänger zu; relayhost = [smtp.example.org]:587 setzen",
-            }
+            Difference(
+                "relayhost", "", "[smtp.example.org]:587",
+                Text(
+                    "relayhost is not set, so postfix sends straight to the recipients' "
+                    "servers; set relayhost = %(key)s",
+                    {"key": "[smtp.example.org]:587"},
+                ),
+            ).to_dict()
         ],
         "config": {
             "mta": mta, "settings_path": "/etc/postfix/main.cf",
@@ -295,6 +302,24 @@ def test_the_page_shows_the_differences_in_english_to_an_english_reader(
     assert "1 difference" in html
 
 
+def test_a_check_older_than_the_sentences_as_data_still_shows_its_english(
+    admin_web, offline_account
+):
+    old = {
+        "setting": "relayhost", "current": "", "wanted": "[smtp.example.org]:587",
+        "en": "relayhost is not set, so postfix sends straight to the recipients' servers; "
+        "set relayhost = [smtp.example.org]:587",
+        "de": "relayhost ist nicht gesetzt, postfix stellt also direkt an die Server der "
+        "Empfänger zu; relayhost = [smtp.example.org]:587 setzen",
+    }  # fmt: skip
+    check = finished_check(offline_account, differences=[old])
+    check.status["notes"] = ["the SASL password map could not be read (needs root)"]
+    check.save()
+    html = admin_web.get(reverse("relay", args=["postfix"])).content.decode()
+    assert "relayhost is not set, so postfix sends straight" in html
+    assert "konnte nicht gelesen werden (braucht root)" in html  # a note that is a message id
+
+
 def test_the_secret_file_is_shown_masked_with_where_the_password_goes(
     admin_web, offline_account
 ):
@@ -311,7 +336,7 @@ def test_a_running_check_polls_and_stops_with_286_when_final(admin_web, offline_
     page = admin_web.get(reverse("relay", args=["postfix"])).content.decode()
     assert f'hx-get="{url}"' in page and 'hx-trigger="every 1s"' in page
     assert admin_web.get(url, **HTMX).status_code == 200
-    services.finish(check, state=State.WARNING)
+    jobs.finish(check, state=State.WARNING)
     response = admin_web.get(url, **HTMX)
     assert response.status_code == 286
     assert 'hx-trigger="every 1s"' not in response.content.decode()
@@ -442,25 +467,50 @@ def test_the_certificate_name_must_be_a_host_name(admin_web, offline_account, va
 # --- the dashboard's relay rows -------------------------------------------------------------
 
 
-def _relay_send(account: Account, **fields) -> TestSend:
+def _relay_send(account: Account, result: SendResult | None = None, **fields) -> TestSend:
+    """A test send through postfix as the task stores ``result``: the reason as text
+    and as data (message id and parameters)."""
     values = {
         "account": account, "account_name": account.name, "command": "postfix",
         "recipient": account.recipient, "state": State.FAILED, "finished_at": timezone.now(),
     }  # fmt: skip
+    if result is not None:
+        values.update(
+            step=result.step.value, reason=str(result.reason), reason_code=result.reason_code,
+            reason_text=result.reason.to_dict(), detail=result.detail,
+            delivered=result.delivered, warnings=[w.to_dict() for w in result.warnings],
+        )  # fmt: skip
     values.update(fields)
     return TestSend.objects.create(**values)
 
 
-def test_a_deferred_relay_row_says_so_with_the_reason(admin_web, offline_account):
-    _relay_send(
-        offline_account, step="auth", reason_code="auth", delivered=False,
-        reason="deferred by the local postfix (queue ID 4AB): the server rejected user or password",
-        detail="SASL authentication failed; server 127.0.0.1 said: 535 5.7.8 Authentication failed",
+def _target(account: Account) -> Target:
+    return Target(
+        host=account.host, port=account.port, user=account.username, password="pw",
+        sender=account.sender, recipient=account.recipient,
     )  # fmt: skip
+
+
+def test_a_deferred_relay_row_says_so_with_the_reason(admin_web, offline_account):
+    deferred = Tracking(
+        message_id="<x@y>", queue_id="4AB", state=FollowState.DEFERRED,
+        reason="SASL authentication failed; server 127.0.0.1 said: 535 5.7.8 Authentication failed",
+    )  # fmt: skip
+    _relay_send(offline_account, verdict(deferred, _target(offline_account), "postfix", 1.0))
     html = admin_web.get(reverse("dashboard")).content.decode()
     assert "zurückgestellt" in html
     assert "535 5.7.8 Authentication failed" in html
     assert "Benutzername oder Passwort abgelehnt" in html
+
+
+def test_a_deferred_row_older_than_its_reason_data_shows_its_english(admin_web, offline_account):
+    _relay_send(
+        offline_account, step="auth", reason_code="auth", delivered=False,
+        reason="deferred by the local postfix (queue ID 4AB): the server rejected user or password",
+    )  # fmt: skip
+    html = admin_web.get(reverse("dashboard")).content.decode()
+    assert "zurückgestellt" in html  # the delivery badge
+    assert "the server rejected user or password" in html
 
 
 def test_a_delivered_relay_row_says_delivered(admin_web, offline_account):
@@ -475,24 +525,26 @@ def test_a_delivered_relay_row_says_delivered(admin_web, offline_account):
 
 
 def test_a_relay_row_still_queued_at_the_limit_says_so(admin_web, offline_account):
-    _relay_send(
-        offline_account, step="timeout", reason_code="still_queued", delivered=False,
-        reason="still queued in the deferred queue of the local postfix after 30 s",
-        detail="connect to 127.0.0.1[127.0.0.1]:2525: Connection refused",
+    queued = Tracking(
+        message_id="<x@y>", state=FollowState.QUEUED, queue_name="deferred",
+        reason="connect to 127.0.0.1[127.0.0.1]:2525: Connection refused",
     )  # fmt: skip
+    _relay_send(offline_account, verdict(queued, _target(offline_account), "postfix", 30.0))
     html = admin_web.get(reverse("relay", args=["postfix"])).content.decode()
-    assert "noch in der Warteschlange" in html
+    assert "nach 30 s noch in der Warteschlange deferred des lokalen postfix" in html
     assert "Connection refused" in html
 
 
+class _StoppedPostfix:
+    def ready(self) -> tuple[bool, Text]:
+        return False, Text("postfix is not running (postfix start)")
+
+
 def test_a_relay_that_is_not_ready_says_why_in_german(admin_web, offline_account):
-    _relay_send(
-        offline_account, step="queue", reason_code="relay_not_ready",
-        reason="not handed over: postfix is not running (postfix start), so nothing would "
-        "deliver the message",
-    )  # fmt: skip
+    sendmail = PostfixSendmail(relay=_StoppedPostfix())  # type: ignore[arg-type]
+    _relay_send(offline_account, sendmail._send("sendmail", _target(offline_account), b""))
     html = admin_web.get(reverse("relay", args=["postfix"])).content.decode()
-    assert "postfix läuft nicht (postfix start)" in html
+    assert "nicht übergeben: postfix läuft nicht (postfix start)" in html
 
 
 # --- end to end with a private postfix ---------------------------------------------------

@@ -18,7 +18,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from xmailadmin import services
+from xmailadmin import jobs, services
 from xmailadmin.models import Account, ProbeRun, State, TestSend, WorkerHeartbeat
 from xmailadmin.tasks import expire_stale, probe_all, send_test
 
@@ -34,7 +34,7 @@ def queue_and_run(account: Account, key: str, user=None) -> TestSend:
     return send
 
 
-def test_a_test_mail_through_python3_passes_and_arrives(account, smtp):
+def test_a_test_mail_through_python3_passes_and_arrives(account, smtp, worker_alive):
     send = queue_and_run(account, "python3")
     assert send.state == State.PASSED, send.reason
     assert send.step == "done"
@@ -43,7 +43,7 @@ def test_a_test_mail_through_python3_passes_and_arrives(account, smtp):
     assert received is not None
 
 
-def test_a_wrong_password_fails_at_auth(account, smtp):
+def test_a_wrong_password_fails_at_auth(account, smtp, worker_alive):
     account.set_password("wrong-password")
     account.save()
     send = queue_and_run(account, "python3")
@@ -52,7 +52,7 @@ def test_a_wrong_password_fails_at_auth(account, smtp):
     assert send.reason
 
 
-def test_implicit_tls_on_the_smtps_port_passes(account, smtp):
+def test_implicit_tls_on_the_smtps_port_passes(account, smtp, worker_alive):
     account.port = smtp.smtps_port
     account.mode = "smtps"
     account.save()
@@ -61,28 +61,29 @@ def test_implicit_tls_on_the_smtps_port_passes(account, smtp):
     assert smtp.find(TEST_ID_HEADER, str(send.test_id))
 
 
-def test_a_command_that_is_not_installed_fails_with_that_reason(account, smtp):
+def test_a_command_that_is_not_installed_is_neutral_not_failed(account, smtp, worker_alive):
     send = queue_and_run(account, "mailx-heirloom")
-    assert send.state == State.FAILED
+    assert send.state == State.NOT_INSTALLED
+    assert send.css == "unknown"  # grey, not a red failure
     assert send.step == "unsupported"
     assert not smtp.find(TEST_ID_HEADER, str(send.test_id))
 
 
-def test_a_task_delivered_twice_sends_one_mail(account, smtp):
+def test_a_task_delivered_twice_sends_one_mail(account, smtp, worker_alive):
     (send,) = services.start_tests(account, ["python3"], None)
     assert send_test.apply(kwargs={"send_id": send.id}).get() in ("passed", "warning")
     assert send_test.apply(kwargs={"send_id": send.id}).get() == "skipped"
     assert len(smtp.find(TEST_ID_HEADER, str(send.test_id))) == 1
 
 
-def test_a_second_start_while_queued_reuses_the_row(offline_account):
+def test_a_second_start_while_queued_reuses_the_row(offline_account, worker_alive):
     first = services.start_tests(offline_account, ["curl"], None)
     second = services.start_tests(offline_account, ["curl"], None)
     assert first[0].pk == second[0].pk
     assert TestSend.objects.count() == 1
 
 
-def test_the_soft_time_limit_ends_in_a_failed_row(account, monkeypatch):
+def test_the_soft_time_limit_ends_in_a_failed_row(account, monkeypatch, worker_alive):
     from transports import registry
 
     class Slow:
@@ -96,7 +97,9 @@ def test_the_soft_time_limit_ends_in_a_failed_row(account, monkeypatch):
     assert "Zeitlimit" in send.reason
 
 
-def test_a_password_from_a_dropped_key_fails_with_a_clear_reason(account, settings):
+def test_a_password_from_a_dropped_key_fails_with_a_clear_reason(
+    account, settings, worker_alive
+):
     settings.FERNET_KEYS = [Fernet.generate_key().decode()]
     send = queue_and_run(account, "python3")
     assert send.state == State.FAILED and send.step == "config"
@@ -196,7 +199,7 @@ def test_a_running_row_past_the_hard_limit_is_marked_failed(offline_account, set
         offline_account, state=State.RUNNING, worker="celery@alive",
         started_at=timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60),
     )  # fmt: skip
-    services.expire_stale()
+    jobs.expire_stale()
     send.refresh_from_db()
     assert send.state == State.FAILED and "Zeitlimit" in send.reason
 
@@ -206,7 +209,7 @@ def test_a_queued_row_nobody_took_is_marked_failed(offline_account, settings):
         offline_account, state=State.QUEUED,
         created_at=timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60),
     )  # fmt: skip
-    services.expire_stale()
+    jobs.expire_stale()
     send.refresh_from_db()
     assert send.state == State.FAILED and "übernommen" in send.reason
     assert send_test.apply(kwargs={"send_id": send.id}).get() == "skipped"
@@ -217,7 +220,7 @@ def test_a_fresh_running_row_of_a_live_worker_stays(offline_account):
     send = _send(
         offline_account, state=State.RUNNING, worker="celery@alive", started_at=timezone.now()
     )
-    services.expire_stale()
+    jobs.expire_stale()
     send.refresh_from_db()
     assert send.state == State.RUNNING
 
@@ -227,7 +230,7 @@ def test_a_restarted_worker_fails_what_it_was_running(offline_account):
         offline_account, state=State.RUNNING, worker="celery@host", started_at=timezone.now()
     )
     probe = ProbeRun.objects.create(state=State.RUNNING, worker="celery@host")
-    assert services.fail_rows_of_worker("celery@host") == 2
+    assert jobs.fail_rows_of_worker("celery@host") == 2
     send.refresh_from_db()
     probe.refresh_from_db()
     assert send.state == probe.state == State.FAILED
@@ -265,13 +268,13 @@ def test_the_scheduled_probe_runs_inline_and_skips_while_one_is_active():
     assert scheduled_probe.apply().get() == "skipped"
 
 
-def test_tool_output_with_nul_bytes_is_stored_escaped(account, monkeypatch):
+def test_tool_output_with_nul_bytes_is_stored_escaped(account, monkeypatch, worker_alive):
     from transports import registry
-    from transports.base import SendResult, Step
+    from transports.base import SENT, SendResult, Step
 
     class Chatty:
         def send(self, target, message):
-            return SendResult(ok=True, step=Step.DONE, reason="sent", transcript="a\x00b")
+            return SendResult(ok=True, step=Step.DONE, reason=SENT, transcript="a\x00b")
 
     monkeypatch.setattr(registry, "get", lambda key: Chatty())
     send = queue_and_run(account, "perl")

@@ -127,7 +127,7 @@ def _backdate(*paths: Path) -> None:
 
 def private_exim_binary(directory: str | os.PathLike[str] | None = None) -> str:
     """Download and unpack exim once (scripts/private-exim.sh); the exim4 binary's path."""
-    directory = directory or os.environ.get("XMAILADMIN_EXIM_DIR") or REPO / "var/private-exim"
+    directory = directory or os.environ.get("XMAILADMIN_EXIM_DIR") or REPO / ".cache/private-exim"
     done = _run([str(REPO / "scripts/private-exim.sh"), str(directory)])
     if done.returncode != 0:
         raise RuntimeError(f"scripts/private-exim.sh failed: {done.stderr.strip()}")

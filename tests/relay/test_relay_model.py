@@ -182,4 +182,4 @@ def test_exim_auth_failure_before_a_bounce_is_the_reason():
     assert tracking.state is State.BOUNCED and tracking.state in FINAL
     assert tracking.children == ["1xXCsb-0004wa-0l"]
     result = verdict(tracking, TARGET, "exim", 1)
-    assert result.step is Step.AUTH and "535" in result.reason and "530" in result.reason
+    assert result.step is Step.AUTH and "535" in str(result.reason) and "530" in str(result.reason)

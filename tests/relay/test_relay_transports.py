@@ -26,7 +26,7 @@ def test_postfix_sendmail_passes_once_the_relay_delivered(postfix, smtp, mail_te
 
     result = sent(PostfixSendmail(relay=postfix.relay), account, mail_test_id, "postfix")
 
-    assert result.ok, result.reason
+    assert result.ok, str(result.reason)
     assert result.command == "postfix" and result.delivered is True
     assert result.tls_version == "TLSv1.3"
     smtp.wait_for(header_is(TEST_ID_HEADER, mail_test_id))
@@ -38,7 +38,7 @@ def test_postfix_sendmail_with_a_wrong_relay_password_is_never_a_pass(postfix, s
     result = sent(PostfixSendmail(relay=postfix.relay), account, mail_test_id, "postfix")
 
     assert not result.ok and result.step is Step.AUTH
-    assert "535" in result.reason
+    assert "535" in str(result.reason)
     assert result.reason_code == "auth"
 
 
@@ -61,7 +61,7 @@ def test_a_delivery_to_another_server_than_the_account_is_a_pass_with_a_warning(
     result = sent(PostfixSendmail(relay=postfix.relay), other, mail_test_id, "postfix")
 
     assert result.ok
-    assert any("not to the account's server" in w for w in result.warnings)
+    assert any("not to the account's server" in w for w in map(str, result.warnings))
 
 
 def test_exim_sendmail_passes_once_the_relay_delivered(exim, smtp, mail_test_id):
@@ -69,7 +69,7 @@ def test_exim_sendmail_passes_once_the_relay_delivered(exim, smtp, mail_test_id)
 
     result = sent(EximSendmail(relay=exim.relay), account, mail_test_id, "exim")
 
-    assert result.ok, result.reason
+    assert result.ok, str(result.reason)
     assert result.command == "exim" and result.delivered is True
     smtp.wait_for(header_is(TEST_ID_HEADER, mail_test_id))
 
@@ -85,7 +85,7 @@ def test_bsd_mailx_passes_through_a_relay_that_delivered(postfix, smtp, mail_tes
 
     result = sent(BsdMailx(relay=postfix.relay), account, mail_test_id, "mailx-bsd")
 
-    assert result.ok, result.reason
+    assert result.ok, str(result.reason)
     assert result.delivered is True
     received = smtp.wait_for(header_is(TEST_ID_HEADER, mail_test_id))
     assert "mailx-bsd" in received.message["Subject"]
@@ -109,7 +109,7 @@ def test_bsd_mailx_cannot_reach_a_private_exim(exim, smtp, mail_test_id):
     result = sent(BsdMailx(relay=exim.relay), account, mail_test_id, "mailx-bsd")
 
     assert not result.ok and result.step is Step.UNSUPPORTED
-    assert "needs a local sendmail relay" in result.reason
+    assert "needs a local sendmail relay" in str(result.reason)
 
 
 def test_mailutils_handing_over_to_the_local_sendmail_is_followed(postfix, smtp, mail_test_id):
@@ -132,7 +132,7 @@ def test_mailutils_handing_over_to_the_local_sendmail_is_followed(postfix, smtp,
         message_id=message_id,
     )
 
-    assert result.ok, result.reason
+    assert result.ok, str(result.reason)
     smtp.wait_for(header_is(TEST_ID_HEADER, mail_test_id))
 
 

@@ -52,7 +52,7 @@ def test_the_rewrites_are_known_and_reported(command, changed, smtp, mail_test_i
     assert result.ok, result.transcript
     got = smtp.wait_for(header_is(TEST_ID_HEADER, mail_test_id))
     assert changed_headers(sent, got.raw) == changed
-    warning = " ".join(result.warnings)
+    warning = " ".join(map(str, result.warnings))
     assert "faulty processing" in warning
     for name in changed - {"content-transfer-encoding"}:
         assert name.split("-")[-1] in warning.lower(), f"{name} missing from: {warning}"

@@ -54,7 +54,7 @@ def test_a_queued_message_is_not_a_pass(key, tmp_path):
 
     assert not result.ok
     assert result.step is Step.QUEUE
-    assert "delivery not verified" in result.reason
+    assert "delivery not verified" in str(result.reason)
     assert result.reason_code == "queued_unverified"
     assert result.delivered is None
     assert (tmp_path / "stdin").read_bytes() == MESSAGE
@@ -69,7 +69,7 @@ def test_a_refusing_sendmail_fails_at_queue_with_its_words(tmp_path):
 
     assert not result.ok
     assert result.step is Step.QUEUE
-    assert "queue file write error" in result.reason
+    assert "queue file write error" in str(result.reason)
     assert result.exit_code == 75
 
 
@@ -82,7 +82,7 @@ def test_the_real_postfix_sendmail_is_never_a_pass():
 
     assert not result.ok
     assert result.step in (Step.QUEUE, Step.TIMEOUT)
-    assert result.reason
+    assert str(result.reason)
 
 
 def test_bsd_mailx_says_it_needs_a_local_relay():
@@ -90,7 +90,7 @@ def test_bsd_mailx_says_it_needs_a_local_relay():
 
     assert not result.ok
     assert result.step is Step.UNSUPPORTED
-    assert "needs a local sendmail relay" in result.reason
+    assert "needs a local sendmail relay" in str(result.reason)
 
 
 def test_a_command_that_is_not_installed_is_unsupported_not_a_crash():
@@ -98,7 +98,7 @@ def test_a_command_that_is_not_installed_is_unsupported_not_a_crash():
 
     assert not result.ok
     assert result.step is Step.UNSUPPORTED
-    assert "not installed" in result.reason
+    assert "not installed" in str(result.reason)
 
 
 def test_nothing_is_handed_to_a_relay_that_is_not_configured(tmp_path):
@@ -109,7 +109,7 @@ def test_nothing_is_handed_to_a_relay_that_is_not_configured(tmp_path):
     assert not result.ok
     assert result.step is Step.QUEUE
     assert result.reason_code == "relay_not_ready"
-    assert "not configured" in result.reason
+    assert "not configured" in str(result.reason)
 
 
 @pytest.mark.skipif(
@@ -123,4 +123,4 @@ def test_bsd_mailx_without_a_ready_relay_says_why(tmp_path):
     assert not result.ok
     assert result.step is Step.UNSUPPORTED
     assert result.reason_code == "needs_relay"
-    assert "not configured" in result.reason
+    assert "not configured" in str(result.reason)

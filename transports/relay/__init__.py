@@ -4,7 +4,7 @@ Plain Python, no Django. Each relay offers the same five calls (:class:`Relay`):
 
     relay = PostfixRelay()                  # or PostfixRelay("/srv/postfix-private")
     status = relay.status()                 # installed, running, version, TLS library, settings
-    relay.compare(status, account)          # list of Difference, English and German
+    relay.compare(status, account)          # list of Difference, each said as a Text
     relay.render(account)                   # GeneratedConfig: settings and files, secret flagged
     relay.apply(account, confirm=True)      # backup, write, check, reload, or roll back
     relay.test_send(target, message)        # SendResult: a pass only once delivered
@@ -16,6 +16,7 @@ Debian's exim4, also for a private unpacked copy (docs/relays.md).
 from __future__ import annotations
 
 from .exim import EximRelay
+from .follow import BOUNCED_BY
 from .local import local_relay
 from .model import (
     ApplyResult,
@@ -34,6 +35,7 @@ RELAYS: dict[str, type[PostfixRelay] | type[EximRelay]] = {
 }
 
 __all__ = [
+    "BOUNCED_BY",
     "RELAYS",
     "ApplyResult",
     "ConfigFile",

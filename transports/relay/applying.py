@@ -3,10 +3,11 @@ checks that roll back; apply() itself, from the configuration render() makes."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 
+from ..base import ca_file_problem
 from ..run import RunOutput, run
+from ..texts import Text, gettext_noop
 from .files import Backup, rights_problem
 from .follow import HandOverRelay
 from .model import ApplyResult, GeneratedConfig, RelayAccount
@@ -31,17 +32,17 @@ def refusal(confirm: bool, config_dir: str, ca_file: str | None) -> ApplyResult 
     """Why nothing may be written yet, or None when apply() may go ahead."""
     if not confirm:
         return ApplyResult(
-            ok=False,
-            reason="not written: the administrator has not confirmed",
-            reason_de="nicht geschrieben: der Administrator hat nicht bestätigt",
+            ok=False, reason=Text(gettext_noop("not written: the administrator has not confirmed"))
         )
     if problem := rights_problem(config_dir):
-        return ApplyResult(ok=False, reason=problem[0], reason_de=problem[1])
-    if ca_file and not os.access(ca_file, os.R_OK):
+        return ApplyResult(ok=False, reason=problem)
+    if ca_file and ca_file_problem(ca_file):
         return ApplyResult(
             ok=False,
-            reason=f"not written: the CA file {ca_file} does not exist or is not readable",
-            reason_de=f"nicht geschrieben: die CA-Datei {ca_file} fehlt oder ist nicht lesbar",
+            reason=Text(
+                gettext_noop("not written: the CA file %(path)s holds no usable certificate"),
+                {"path": ca_file},
+            ),
         )
     return None
 
@@ -49,31 +50,44 @@ def refusal(confirm: bool, config_dir: str, ca_file: str | None) -> ApplyResult 
 def rolled_back(backup: Backup, written: list[str], step: str, out: RunOutput) -> ApplyResult:
     """The relay rejected the new files: put the old ones back and say who objected."""
     backup.restore()
+    backup.finish()  # the secret files' copies are of no more use
+    said: str | Text
     if out.timed_out:
-        said = "timed out"
+        said = Text(gettext_noop("timed out"))
+    elif out.text:
+        said = out.text
     else:
         # postfix prints its complaint only to a terminal; otherwise it goes to syslog.
-        said = out.text or f"exit {out.returncode}, nothing printed (see the system log)"
+        said = Text(
+            gettext_noop("exit %(code)s, nothing printed (see the system log)"),
+            {"code": out.returncode},
+        )
     return ApplyResult(
         ok=False,
-        reason=f"`{step}` rejected the new configuration; the previous files are back: {said}",
-        reason_de=(
-            f"`{step}` hat die neue Konfiguration abgelehnt; die vorherigen Dateien sind "
-            f"wiederhergestellt: {said}"
+        reason=Text(
+            gettext_noop(
+                "`%(step)s` rejected the new configuration; the previous files are back: %(said)s"
+            ),
+            {"step": step, "said": said},
         ),
         written=written,
         backups=backup.copies,
         rolled_back=True,
-        output=said,
+        output=str(said),
     )
 
 
 def write_failed(backup: Backup, exc: OSError) -> ApplyResult:
     backup.restore()
+    backup.finish()
     return ApplyResult(
         ok=False,
-        reason=f"writing the configuration failed, the previous files are back: {exc}",
-        reason_de=f"Schreiben fehlgeschlagen, die vorherigen Dateien sind zurück: {exc}",
+        reason=Text(
+            gettext_noop(
+                "writing the configuration failed, the previous files are back: %(error)s"
+            ),
+            {"error": str(exc)},
+        ),
         backups=backup.copies,
         rolled_back=True,
     )

@@ -3,9 +3,15 @@ that is missing, and the check of the login the relay uses."""
 
 from __future__ import annotations
 
+from ..texts import Param, Text, gettext_noop
 from .model import Difference, GeneratedConfig, RelayAccount, RelayStatus, secret_digest
 
-NOT_SET = ("(not set)", "(nicht gesetzt)")
+NOT_SET = Text(gettext_noop("(not set)"))
+
+
+def shown(value: str) -> Param:
+    """A setting's value in a sentence: the value, or "(not set)" when it is empty."""
+    return value or NOT_SET
 
 
 class Comparison:
@@ -19,13 +25,13 @@ class Comparison:
         self.have = status.settings
         self.found: list[Difference] = []
 
-    def _add(self, setting: str, current: str, wanted: str, en: str, de: str) -> None:
-        self.found.append(Difference(setting, current, wanted, en, de))
+    def _add(self, setting: str, current: str, wanted: str, msgid: str, /, **params: Param) -> None:
+        """One difference; ``msgid`` (marked with gettext_noop) says it, with ``params``."""
+        self.found.append(Difference(setting, current, wanted, Text(msgid, params)))
 
     def differences(self) -> list[Difference]:
         if not self.status.installed:
-            mta = self.mta
-            self._add(mta, "", "", f"{mta} is not installed", f"{mta} ist nicht installiert")
+            self._add(self.mta, "", "", gettext_noop("%(mta)s is not installed"), mta=self.mta)
         else:
             self._check()
         return self.found
@@ -33,22 +39,24 @@ class Comparison:
     def _check(self) -> None:
         raise NotImplementedError
 
-    def _login(self, user: str, settings: tuple[str, str], where: tuple[str, str]) -> None:
-        """The relay logs in as ``user`` with the password found ``where`` (English,
-        German): both must be the account's. ``settings``: the user's and the password's."""
+    def _login(self, user: str, settings: tuple[str, str], where: Text) -> None:
+        """The relay logs in as ``user`` with the password found ``where``: both must be
+        the account's. ``settings``: the names of the user's and the password's setting."""
         if user != self.account.user:
             self._add(
                 settings[0],
                 user,
                 self.account.user,
-                f"{self.mta} logs in as {user}, the account says {self.account.user}",
-                f"{self.mta} meldet sich als {user} an, das Konto nennt {self.account.user}",
+                gettext_noop("%(mta)s logs in as %(user)s, the account says %(account_user)s"),
+                mta=self.mta,
+                user=user,
+                account_user=self.account.user,
             )
         elif self.status.password_digest != secret_digest(self.account.password):
             self._add(
                 settings[1],
                 "…",
                 "…",
-                f"the password in {where[0]} differs from the account's",
-                f"das Passwort in {where[1]} weicht vom Konto ab",
+                gettext_noop("the password in %(where)s differs from the account's"),
+                where=where,
             )

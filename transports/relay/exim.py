@@ -19,11 +19,12 @@ import re
 import shlex
 import signal
 
-from ..base import Target
+from ..base import Target, TargetError
 from ..detection import detect, which
 from ..run import RunOutput, run
+from ..texts import Text, gettext_noop
 from .applying import ConfiguredRelay, refusal, rejection, write_failed
-from .comparing import NOT_SET, Comparison
+from .comparing import Comparison, shown
 from .exim_log import EximFollower
 from .files import backup_stamp, read_text, take_backup, write_merged
 from .model import (
@@ -58,6 +59,12 @@ TRANSPORT_OPTIONS = (
 def smarthost_for(account: RelayAccount) -> str:
     # Debian's notation: host::port (a single colon would start a second host).
     return f"{account.host}::{account.port}"
+
+
+def _smarthost_hosts(value: str) -> list[str]:
+    """The hosts of a dc_smarthost list ("a.example::587 : b.example"), without ports."""
+    hosts = [h.strip() for h in re.split(r"(?<!:):(?!:)", value)]
+    return [h.split("::")[0].strip() for h in hosts if h]
 
 
 def parse_assignments(text: str) -> dict[str, str]:
@@ -165,21 +172,22 @@ class EximRelay(ConfiguredRelay):
         name = os.path.basename(self.binary)
         return pid if pid and process_alive(pid, name) else None
 
-    def ready(self) -> tuple[bool, str]:
+    def ready(self) -> tuple[bool, Text]:
         """Exim delivers at once without a daemon; it needs a valid configuration."""
         if not os.access(self.binary, os.X_OK):
-            return False, "exim is not installed"
+            return False, Text(gettext_noop("exim is not installed"))
         out = self._run_exim("-bV")
         if out.returncode != 0:
-            return False, f"exim cannot run: {out.text.splitlines()[-1] if out.text else out.error}"
-        return True, "exim's configuration is valid"
+            said = out.text.splitlines()[-1] if out.text else out.error
+            return False, Text(gettext_noop("exim cannot run: %(output)s"), {"output": said})
+        return True, Text(gettext_noop("exim's configuration is valid"))
 
     # -- status --
 
     def status(self) -> RelayStatus:
         status = RelayStatus(mta=self.mta, installed=False, config_path=self.settings_file)
         if not os.access(self.binary, os.X_OK):
-            status.notes.append("exim is not installed")
+            status.notes.append(Text(gettext_noop("exim is not installed")))
             return status
         status.installed = True
         det = detect("exim", self.binary)
@@ -188,10 +196,20 @@ class EximRelay(ConfiguredRelay):
         dc = self.dc_settings()
         status.configured = bool(dc)
         if not os.path.isfile(self.settings_file):
-            status.notes.append(f"no {self.settings_file}: exim is not configured the Debian way")
+            status.notes.append(
+                Text(
+                    gettext_noop("no %(path)s: exim is not configured the Debian way"),
+                    {"path": self.settings_file},
+                )
+            )
         check = self._run_exim("-bV")
         if check.returncode != 0:
-            status.notes.append(f"exim rejects its configuration: {check.text[-300:]}")
+            status.notes.append(
+                Text(
+                    gettext_noop("exim rejects its configuration: %(output)s"),
+                    {"output": check.text[-300:]},
+                )
+            )
         settings = {
             name: dc.get(name, "")
             for name in ("dc_eximconfig_configtype", "dc_smarthost", "dc_use_split_config")
@@ -208,8 +226,12 @@ class EximRelay(ConfiguredRelay):
         status.running = self.daemon_pid() is not None
         if not status.running:
             status.notes.append(
-                "no exim daemon is running: messages are sent at once, but nothing retries "
-                "deferred ones"
+                Text(
+                    gettext_noop(
+                        "no exim daemon is running: messages are sent at once, but nothing "
+                        "retries deferred ones"
+                    )
+                )
             )
         return status
 
@@ -218,7 +240,12 @@ class EximRelay(ConfiguredRelay):
         try:
             text = read_text(self.passwd_client)
         except OSError:
-            status.notes.append(f"{self.passwd_client} could not be read (needs root)")
+            status.notes.append(
+                Text(
+                    gettext_noop("%(path)s could not be read (needs root)"),
+                    {"path": self.passwd_client},
+                )
+            )
             return
         for line in text.splitlines():
             key, _, rest = line.partition(":")
@@ -237,12 +264,23 @@ class EximRelay(ConfiguredRelay):
 
     def render(self, account: RelayAccount) -> GeneratedConfig:
         if ":" in account.host:
-            raise ValueError("exim's smarthost list cannot take an IPv6 address here: use a name")
+            raise TargetError(
+                Text(
+                    gettext_noop(
+                        "exim's smarthost list cannot take an IPv6 address here: use a name"
+                    )
+                )
+            )
         notes = []
         if account.tls_name and account.tls_name != account.host:
             notes.append(
-                f"exim checks the certificate against the smarthost as written ({account.host}); "
-                f"to check it against {account.tls_name}, use that name as the host"
+                Text(
+                    gettext_noop(
+                        "exim checks the certificate against the smarthost as written "
+                        "(%(host)s); to check it against %(name)s, use that name as the host"
+                    ),
+                    {"host": account.host, "name": account.tls_name},
+                )
             )
         macros = {
             "HOSTS_REQUIRE_TLS": "*",
@@ -289,24 +327,30 @@ class EximRelay(ConfiguredRelay):
         written = [settings.path, *(f.path for f in config.files)]
         # The generated file is saved too: restoring it undoes the rebuild at once.
         generated = self.config_file or "/var/lib/exim4/config.autogenerated"
-        backup = take_backup([*written, generated], backup_stamp())
+        secret = [f.path for f in config.files if f.secret]
+        backup = take_backup([*written, generated], backup_stamp(), secret)
+        # The password lines of the smarthost(s) configured so far: a switch of account
+        # replaces them (other hosts' lines stay).
+        old_hosts = _smarthost_hosts(self.dc_settings().get("dc_smarthost", ""))
         try:
             for f in (settings, *config.files):
-                write_merged(f)
+                write_merged(f, old_hosts if f.secret else ())
         except OSError as exc:
             return write_failed(backup, exc)
         steps = [(os.path.basename(a[0]), a) for a in (self.update_argv(), [*self.exim(), "-bV"])]
         if rejected := rejection(backup, written, steps, COMMAND_TIMEOUT):
             return rejected
+        backup.finish()  # no rollback will need the old passwd.client: its copies go
         pid = self.daemon_pid()
         if pid is not None:
             os.kill(pid, signal.SIGHUP)  # exim's daemon re-executes itself with the new file
         return ApplyResult(
             ok=True,
-            reason="configuration written and checked (exim -bV); "
-            + ("daemon reloaded" if pid else "no daemon running"),
-            reason_de="Konfiguration geschrieben und geprüft (exim -bV); "
-            + ("Daemon neu geladen" if pid else "kein Daemon läuft"),
+            reason=Text(
+                gettext_noop("configuration written and checked (exim -bV); daemon reloaded")
+                if pid
+                else gettext_noop("configuration written and checked (exim -bV); no daemon running")
+            ),
             written=written,
             backups=backup.copies,
             action="reloaded" if pid else "not running",
@@ -354,40 +398,50 @@ class EximComparison(Comparison):
         have = self.have.get("dc_eximconfig_configtype", "")
         if have in ("smarthost", "satellite"):
             return
-        shown = have or NOT_SET[0]
         self._add(
             "dc_eximconfig_configtype",
             have,
             "smarthost",
-            f"exim is configured as '{shown}', so it does not send through the account's "
-            "server: set dc_eximconfig_configtype='smarthost'",
-            f"exim ist als '{have or NOT_SET[1]}' eingerichtet und sendet nicht über den Server "
-            "des Kontos: dc_eximconfig_configtype='smarthost' setzen",
+            gettext_noop(
+                "exim is configured as '%(have)s', so it does not send through the account's "
+                "server: set dc_eximconfig_configtype='smarthost'"
+            ),
+            have=shown(have),
         )
 
     def _smarthost(self) -> None:
         have, live = self.have.get("dc_smarthost", ""), self.have.get("DCsmarthost", "")
-        fix_en = f"set dc_smarthost='{self.smarthost}'"
-        fix_de = f"dc_smarthost='{self.smarthost}' setzen"
         if have != self.smarthost:
             if have.split("::")[0] == self.account.host:
-                en = f"dc_smarthost is {have}, account says port {self.account.port}: {fix_en}"
-                de = f"dc_smarthost ist {have}, das Konto nennt Port {self.account.port}: {fix_de}"
+                msgid = gettext_noop(
+                    "dc_smarthost is %(have)s, account says port %(port)s: "
+                    "set dc_smarthost='%(smarthost)s'"
+                )
             else:
-                shown = have or NOT_SET[0]
-                en = f"dc_smarthost is {shown}, account says {self.smarthost}: {fix_en}"
-                shown_de = have or NOT_SET[1]
-                de = f"dc_smarthost ist {shown_de}, das Konto nennt {self.smarthost}: {fix_de}"
-            self._add("dc_smarthost", have, self.smarthost, en, de)
+                msgid = gettext_noop(
+                    "dc_smarthost is %(have)s, account says %(smarthost)s: "
+                    "set dc_smarthost='%(smarthost)s'"
+                )
+            self._add(
+                "dc_smarthost",
+                have,
+                self.smarthost,
+                msgid,
+                have=shown(have),
+                port=self.account.port,
+                smarthost=self.smarthost,
+            )
         elif live != have:
             self._add(
                 "DCsmarthost",
                 live,
                 have,
-                f"update-exim4.conf.conf says {have}, but the configuration exim uses still "
-                f"says {live or NOT_SET[0]}: run update-exim4.conf",
-                f"update-exim4.conf.conf nennt {have}, die von exim benutzte Konfiguration aber "
-                f"noch {live or NOT_SET[1]}: update-exim4.conf ausführen",
+                gettext_noop(
+                    "update-exim4.conf.conf says %(have)s, but the configuration exim uses "
+                    "still says %(live)s: run update-exim4.conf"
+                ),
+                have=have,
+                live=shown(live),
             )
 
     def _protocol(self) -> None:
@@ -395,26 +449,18 @@ class EximComparison(Comparison):
         want = "smtps" if self.account.implicit_tls else "smtp"
         if have == want:
             return
-        macro = f"{MACRO_PREFIX}PROTOCOL"
         if want == "smtps":
-            en = (
-                f"the smarthost transport uses protocol {have}, account says port "
-                f"{self.account.port} with implicit TLS: set {macro} = smtps"
-            )
-            de = (
-                f"der Smarthost-Transport nutzt das Protokoll {have}, das Konto nennt Port "
-                f"{self.account.port} mit implizitem TLS: {macro} = smtps setzen"
+            msgid = gettext_noop(
+                "the smarthost transport uses protocol %(have)s, account says port %(port)s "
+                "with implicit TLS: set %(macro)s = smtps"
             )
         else:
-            en = (
-                f"the smarthost transport uses implicit TLS (smtps), but port {self.account.port} "
-                f"uses STARTTLS: remove {macro}"
+            msgid = gettext_noop(
+                "the smarthost transport uses implicit TLS (smtps), but port %(port)s uses "
+                "STARTTLS: remove %(macro)s"
             )
-            de = (
-                f"der Smarthost-Transport nutzt implizites TLS (smtps), Port {self.account.port} "
-                f"aber STARTTLS: {macro} entfernen"
-            )
-        self._add("protocol", have, want, en, de)
+        macro = f"{MACRO_PREFIX}PROTOCOL"
+        self._add("protocol", have, want, msgid, have=have, port=self.account.port, macro=macro)
 
     def _tls(self) -> None:
         if self.have.get("hosts_require_tls") != "*":
@@ -422,20 +468,18 @@ class EximComparison(Comparison):
                 "hosts_require_tls",
                 self.have.get("hosts_require_tls", ""),
                 "*",
-                "TLS is not required: the password could travel unencrypted; "
-                f"set {MACRO_PREFIX}HOSTS_REQUIRE_TLS = *",
-                "TLS ist nicht vorgeschrieben: das Passwort könnte unverschlüsselt übertragen "
-                f"werden; {MACRO_PREFIX}HOSTS_REQUIRE_TLS = * setzen",
+                gettext_noop(
+                    "TLS is not required: the password could travel unencrypted; set %(macro)s = *"
+                ),
+                macro=f"{MACRO_PREFIX}HOSTS_REQUIRE_TLS",
             )
         if self.have.get("tls_verify_hosts") != "*":
             self._add(
                 "tls_verify_hosts",
                 self.have.get("tls_verify_hosts", ""),
                 "*",
-                "the server certificate is not required to verify: "
-                f"set {MACRO_PREFIX}TLS_VERIFY_HOSTS = *",
-                "das Serverzertifikat muss nicht gültig sein: "
-                f"{MACRO_PREFIX}TLS_VERIFY_HOSTS = * setzen",
+                gettext_noop("the server certificate is not required to verify: set %(macro)s = *"),
+                macro=f"{MACRO_PREFIX}TLS_VERIFY_HOSTS",
             )
         have = self.have.get("tls_verify_certificates", "")
         if have != self.ca_file and (self.account.ca_file or have not in ("system", "")):
@@ -443,10 +487,13 @@ class EximComparison(Comparison):
                 "tls_verify_certificates",
                 have,
                 self.ca_file,
-                f"exim trusts {have or NOT_SET[0]}, the account's certificate needs "
-                f"{self.ca_file}: set {MACRO_PREFIX}TLS_VERIFY_CERTIFICATES = {self.ca_file}",
-                f"exim vertraut {have or NOT_SET[1]}, das Zertifikat des Kontos braucht "
-                f"{self.ca_file}: {MACRO_PREFIX}TLS_VERIFY_CERTIFICATES = {self.ca_file} setzen",
+                gettext_noop(
+                    "exim trusts %(have)s, the account's certificate needs %(ca_file)s: "
+                    "set %(macro)s = %(ca_file)s"
+                ),
+                have=shown(have),
+                ca_file=self.ca_file,
+                macro=f"{MACRO_PREFIX}TLS_VERIFY_CERTIFICATES",
             )
 
     def _password(self) -> None:
@@ -457,12 +504,12 @@ class EximComparison(Comparison):
                 "passwd.client",
                 "",
                 f"{host}:{self.account.user}:…",
-                f"passwd.client has no line for {host}: exim will not log in",
-                f"passwd.client hat keine Zeile für {host}: exim meldet sich nicht an",
+                gettext_noop("passwd.client has no line for %(host)s: exim will not log in"),
+                host=host,
             )
         else:
             self._login(
                 user,
                 ("relay_auth_user", "relay_auth_password"),
-                (f"passwd.client for {host}", f"passwd.client für {host}"),
+                Text(gettext_noop("passwd.client for %(host)s"), {"host": host}),
             )

@@ -4,22 +4,34 @@ A relay's files often hold more than our one account (other password-map entries
 the administrator's own macros), so a generated file is merged into the existing
 one rather than replacing it. Every file is backed up before the first write and
 restored as a whole when the relay rejects the result.
+
+Backups are pruned: the newest ``KEEP_BACKUPS`` of each file stay. The backup of a
+file that holds a password (the SASL map, exim's passwd.client, a compiled map) is
+written 0600 and removed, with every older backup of that file, as soon as the apply
+is over: it is needed only for a rollback, and an old password must not outlive it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import grp
 import os
+import re
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ..texts import Text, gettext_noop
 from .model import ConfigFile
 
 BACKUP_INFIX = ".xmailadmin-backup-"
 BLOCK_BEGIN = "# BEGIN xmailadmin: managed by the xmailadmin panel, changes here are replaced"
 BLOCK_END = "# END xmailadmin"
+KEEP_BACKUPS = 5  # per file, the newest
+# What follows the infix: the stamp, and ".N" for a second apply within one second.
+_BACKUP_SUFFIX = re.compile(r"^(\d{8}-\d{6})(?:\.(\d+))?$")
 
 
 def backup_stamp() -> str:
@@ -31,10 +43,14 @@ class Backup:
     """Copies taken before a change: path -> copy, or None when the file did not exist."""
 
     saved: dict[str, str | None] = field(default_factory=dict)
+    # Files holding a password: their copies are 0600 and go when the apply is over.
+    secret: set[str] = field(default_factory=set)
+    # The original's mode, uid and gid, put back on restore (a secret's copy is 0600).
+    owners: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
     @property
     def copies(self) -> list[str]:
-        return [copy for copy in self.saved.values() if copy]
+        return [copy for copy in self.saved.values() if copy and os.path.exists(copy)]
 
     def restore(self) -> None:
         for path, copy in self.saved.items():
@@ -42,11 +58,41 @@ class Backup:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
             else:
-                _copy_atomically(copy, path)
+                _copy_atomically(copy, path, self.owners.get(path))
+
+    def finish(self) -> None:
+        """The apply is over (done, or rolled back): no rollback needs the secret files'
+        copies any more. Remove them and every older backup of those files."""
+        for path in self.secret:
+            for copy in backups_of(path):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(copy)
 
 
-def take_backup(paths: list[str], stamp: str) -> Backup:
-    backup = Backup()
+def backups_of(path: str) -> list[str]:
+    """The backups of ``path``, oldest first."""
+    found = []
+    for copy in glob.glob(glob.escape(f"{path}{BACKUP_INFIX}") + "*"):
+        match = _BACKUP_SUFFIX.match(copy[len(path) + len(BACKUP_INFIX) :])
+        if match:
+            found.append(((match.group(1), int(match.group(2) or 0)), copy))
+    return [copy for _key, copy in sorted(found)]
+
+
+def prune_backups(path: str, keep: int = KEEP_BACKUPS) -> list[str]:
+    """Remove all but the newest ``keep`` backups of ``path``; the ones removed."""
+    removed = backups_of(path)[: -keep or None] if keep > 0 else backups_of(path)
+    for copy in removed:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(copy)
+    return removed
+
+
+def take_backup(
+    paths: list[str], stamp: str, secret: Iterable[str] = (), keep: int = KEEP_BACKUPS
+) -> Backup:
+    """Copy each of ``paths`` aside (``secret`` ones 0600), keeping ``keep`` per file."""
+    backup = Backup(secret=set(secret) & set(paths))
     for path in dict.fromkeys(paths):  # each file once, in order
         if not os.path.exists(path):
             backup.saved[path] = None
@@ -55,18 +101,46 @@ def take_backup(paths: list[str], stamp: str) -> Backup:
         n = 1
         while os.path.exists(copy):  # two applies within one second
             copy, n = f"{path}{BACKUP_INFIX}{stamp}.{n}", n + 1
-        _copy_atomically(path, copy)
+        st = os.stat(path)
+        backup.owners[path] = (st.st_mode & 0o7777, st.st_uid, st.st_gid)
+        if path in backup.secret:
+            _copy_private(path, copy)
+        else:
+            _copy_atomically(path, copy)
         backup.saved[path] = copy
+        prune_backups(path, keep)
     return backup
 
 
-def _copy_atomically(source: str, dest: str) -> None:
-    # copy2 keeps the mode, so a 0600 password map stays 0600 in its backup.
+def _copy_private(source: str, dest: str) -> None:
+    """A copy that is 0600 from its first byte, whatever the original's mode (exim's
+    passwd.client is 0640 for its group)."""
+    tmp = f"{dest}.tmp-{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            os.fchmod(out.fileno(), 0o600)
+            shutil.copyfileobj(src, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _copy_atomically(source: str, dest: str, owner: tuple[int, int, int] | None = None) -> None:
+    """Copy with the source's mode and owner, or with ``owner`` (mode, uid, gid)."""
     tmp = f"{dest}.tmp-{os.getpid()}"
     shutil.copy2(source, tmp)
     st = os.stat(source)
+    mode, uid, gid = owner or (st.st_mode & 0o7777, st.st_uid, st.st_gid)
     if os.geteuid() == 0:
-        os.chown(tmp, st.st_uid, st.st_gid)
+        os.chown(tmp, uid, gid)
+    os.chmod(tmp, mode)
     os.replace(tmp, dest)
 
 
@@ -105,9 +179,16 @@ def merged(existing: str, generated: ConfigFile) -> str:
     return merge(existing, generated.content)
 
 
-def write_merged(f: ConfigFile) -> None:
-    """Write ``f`` merged into the file that is there, with its mode and group."""
-    write_file(f.path, merged(read_text(f.path), f), f.mode, f.group)
+def write_merged(f: ConfigFile, drop: Iterable[str] = ()) -> None:
+    """Write ``f`` merged into the file that is there, with its mode and group; the lines
+    whose key is in ``drop`` (an account's entry that ours replaces) go too."""
+    content = merged(read_text(f.path), f)
+    separator = ":" if f.merge == "colon-lines" else None
+    ours = {_line_key(line, separator) for line in f.content.splitlines()}
+    if gone := {key.lower() for key in drop} - ours:
+        kept = [ln for ln in content.splitlines() if _line_key(ln, separator) not in gone]
+        content = "\n".join(kept) + "\n" if kept else ""
+    write_file(f.path, content, f.mode, f.group)
 
 
 def _line_key(line: str, separator: str | None) -> str | None:
@@ -162,18 +243,18 @@ _MERGES = {
 }
 
 
-def rights_problem(directory: str) -> tuple[str, str] | None:
-    """Why this process may not change the relay (English, German), or None."""
+def rights_problem(directory: str) -> Text | None:
+    """Why this process may not change the relay, or None."""
     if os.geteuid() != 0:
-        return (
-            "writing the relay configuration and reloading the relay needs root; "
-            "copy the generated configuration instead",
-            "Konfiguration schreiben und Relay neu laden braucht root-Rechte; "
-            "stattdessen die erzeugte Konfiguration übernehmen",
+        return Text(
+            gettext_noop(
+                "writing the relay configuration and reloading the relay needs root; "
+                "copy the generated configuration instead"
+            )
         )
     if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
-        return (
-            f"the configuration directory {directory} is missing or not writable",
-            f"das Konfigurationsverzeichnis {directory} fehlt oder ist nicht beschreibbar",
+        return Text(
+            gettext_noop("the configuration directory %(path)s is missing or not writable"),
+            {"path": directory},
         )
     return None

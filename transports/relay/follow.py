@@ -27,6 +27,7 @@ from ..classify import failure, reason_code, reason_for, step_from_text
 from ..command import tls_name
 from ..run import RunOutput, run
 from ..secrecy import redact
+from ..texts import Text, gettext_noop
 
 POLL_INTERVAL = 0.1
 # After a bounce the relay writes the bounce message's arrival right away: reading on
@@ -213,15 +214,31 @@ def _is_account_server(remote: str, target: Target) -> bool:
     return same_host and (port is None or int(port.group(1)) == target.port)
 
 
+# The verdicts of a followed message that say how it ended; the panel tells them apart.
+DELIVERED_BY = gettext_noop("delivered by the local %(mta)s to %(remote)s: %(said)s")
+DEFERRED_BY = gettext_noop("deferred by the local %(mta)s%(ids)s: %(said)s")
+BOUNCED_BY = gettext_noop("bounced by the local %(mta)s%(ids)s: %(said)s")
+
+
 def verdict(tracking: Tracking, target: Target, mta: str, waited: float) -> SendResult:
     """The SendResult for a followed message: a pass only when the relay delivered it."""
-    local = f"the local {mta}"
-    ids = f" (queue ID {tracking.queue_id})" if tracking.queue_id else ""
+    ids = (
+        Text(gettext_noop(" (queue ID %(id)s)"), {"id": tracking.queue_id})
+        if tracking.queue_id
+        else ""
+    )
     if tracking.state is State.DELIVERED:
         result = SendResult(
             ok=True,
             step=Step.DONE,
-            reason=f"delivered by {local} to {tracking.remote or 'the relay'}: {tracking.reason}",
+            reason=Text(
+                DELIVERED_BY,
+                {
+                    "mta": mta,
+                    "remote": tracking.remote or Text(gettext_noop("the relay")),
+                    "said": tracking.reason,
+                },
+            ),
             reason_code=Step.DONE.value,
             tls_version=tls_name(tracking.tls_version),
             verified=bool(tracking.tls_verified),
@@ -230,12 +247,27 @@ def verdict(tracking: Tracking, target: Target, mta: str, waited: float) -> Send
         )
         if not tracking.tls_verified:
             result.warnings.append(
-                f"{local} did not report a verified server certificate for this delivery"
+                Text(
+                    gettext_noop(
+                        "the local %(mta)s did not report a verified server certificate for "
+                        "this delivery"
+                    ),
+                    {"mta": mta},
+                )
             )
         if tracking.remote and not _is_account_server(tracking.remote, target):
             result.warnings.append(
-                f"{local} delivered to {tracking.remote}, not to the account's server "
-                f"{target.host}:{target.port}: its relay configuration names another server"
+                Text(
+                    gettext_noop(
+                        "the local %(mta)s delivered to %(remote)s, not to the account's server "
+                        "%(server)s: its relay configuration names another server"
+                    ),
+                    {
+                        "mta": mta,
+                        "remote": tracking.remote,
+                        "server": f"{target.host}:{target.port}",
+                    },
+                )
             )
         return result
     if tracking.state in (State.DEFERRED, State.BOUNCED):
@@ -244,10 +276,11 @@ def verdict(tracking: Tracking, target: Target, mta: str, waited: float) -> Send
             detail = f"{tracking.auth_failure}; then: {detail}"
         step = relay_step(detail)
         said = reason_for(step, target, detail) if step is not Step.UNKNOWN else detail
+        msgid = BOUNCED_BY if tracking.state is State.BOUNCED else DEFERRED_BY
         return SendResult(
             ok=False,
             step=step,
-            reason=f"{tracking.state.value} by {local}{ids}: {said}",
+            reason=Text(msgid, {"mta": mta, "ids": ids, "said": said}),
             reason_code=reason_code(step, detail),
             delivered=False,
             detail=detail,
@@ -256,20 +289,37 @@ def verdict(tracking: Tracking, target: Target, mta: str, waited: float) -> Send
         return SendResult(
             ok=False,
             step=Step.QUEUE,
-            reason=(
-                f"the message left the queue of {local}{ids}, but no log line says it was "
-                "delivered: not counted as a pass (make the mail log readable)"
+            reason=Text(
+                gettext_noop(
+                    "the message left the queue of the local %(mta)s%(ids)s, but no log line "
+                    "says it was delivered: not counted as a pass (make the mail log readable)"
+                ),
+                {"mta": mta, "ids": ids},
             ),
             reason_code="left_queue_unconfirmed",
             delivered=None,
         )
     if tracking.state is State.QUEUED:
-        last = f"; last reason: {tracking.reason}" if tracking.reason else ""
-        where = f" in the {tracking.queue_name} queue" if tracking.queue_name else ""
+        if tracking.queue_name:
+            msgid = gettext_noop(
+                "still queued in the %(queue)s queue of the local %(mta)s%(ids)s after "
+                "%(seconds)s s"
+            )
+        else:
+            msgid = gettext_noop("still queued at the local %(mta)s%(ids)s after %(seconds)s s")
+        reason = Text(
+            msgid,
+            {"queue": tracking.queue_name, "mta": mta, "ids": ids, "seconds": f"{waited:.0f}"},
+        )
+        if tracking.reason:
+            reason = Text(
+                gettext_noop("%(reason)s; last reason: %(said)s"),
+                {"reason": reason, "said": tracking.reason},
+            )
         return SendResult(
             ok=False,
             step=Step.TIMEOUT,
-            reason=f"still queued{where} of {local}{ids} after {waited:.0f} s{last}",
+            reason=reason,
             reason_code="still_queued",
             delivered=False,
             detail=tracking.reason,
@@ -277,9 +327,12 @@ def verdict(tracking: Tracking, target: Target, mta: str, waited: float) -> Send
     return SendResult(
         ok=False,
         step=Step.QUEUE,
-        reason=(
-            f"{local} accepted the message but it did not show up in its log or queue within "
-            f"{waited:.0f} s: is {mta} running, and is its log readable?"
+        reason=Text(
+            gettext_noop(
+                "the local %(mta)s accepted the message but it did not show up in its log or "
+                "queue within %(seconds)s s: is %(mta)s running, and is its log readable?"
+            ),
+            {"mta": mta, "seconds": f"{waited:.0f}"},
         ),
         reason_code="not_in_queue",
         delivered=None,
@@ -355,6 +408,11 @@ class HandOverRelay:
         result.command = result.command or self.mta
         result.duration_s = round(time.monotonic() - start, 3)
         result.transcript = "\n".join(t for t in (out.text, *tracking.lines) if t)
-        for name in ("transcript", "reason", "detail"):
-            setattr(result, name, redact(getattr(result, name), target.user, target.password))
+
+        def clean(text: str) -> str:
+            return redact(text, target.user, target.password)
+
+        result.transcript, result.detail = clean(result.transcript), clean(result.detail)
+        result.reason = result.reason.map(clean)
+        result.warnings = [w.map(clean) for w in result.warnings]
         return result

@@ -21,11 +21,13 @@ from ..base import (
     SendResult,
     Target,
     TargetError,
+    check_ca_file,
     check_credentials,
     check_server,
     normalise_host,
 )
 from ..secrecy import MASK
+from ..texts import Text, gettext_noop
 
 # Debian's bundle of the CAs the system trusts: the default when the account names none.
 SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
@@ -64,15 +66,30 @@ class RelayAccount:
         check_credentials(self.user, self.password)
         # Both password files split "user:password" at the first colon and trim blanks.
         if ":" in self.user or any(c.isspace() for c in self.user):
-            raise TargetError("user must not contain ':' or blanks: the relay files split there")
+            raise TargetError(
+                Text(
+                    gettext_noop("user must not contain ':' or blanks: the relay files split there")
+                )
+            )
         if not self.password or self.password != self.password.strip():
-            raise TargetError("password is empty or starts or ends with a blank")
-        if self.ca_file is not None and not _CONFIG_PATH.match(self.ca_file):
-            raise TargetError(f"CA file must be an absolute path without blanks: {self.ca_file!r}")
+            raise TargetError(
+                Text(gettext_noop("password is empty or starts or ends with a blank"))
+            )
+        if self.ca_file is not None:
+            if not _CONFIG_PATH.match(self.ca_file):
+                raise TargetError(
+                    Text(
+                        gettext_noop("CA file must be an absolute path without blanks: %(path)s"),
+                        {"path": repr(self.ca_file)},
+                    )
+                )
+            check_ca_file(self.ca_file)
         if self.tls_name is not None:
             name = normalise_host(self.tls_name)
             if _is_ip(name):
-                raise TargetError("tls_name must be a host name, not an address")
+                raise TargetError(
+                    Text(gettext_noop("tls_name must be a host name, not an address"))
+                )
             object.__setattr__(self, "tls_name", name)
 
     @classmethod
@@ -129,7 +146,7 @@ class RelayStatus:
     log_path: str | None = None
     # The effective values that matter, name -> value, in a stable order.
     settings: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    notes: list[Text] = field(default_factory=list)
     # Digest of the stored password (secret_digest); never shown, never serialised.
     password_digest: str | None = field(default=None, repr=False)
 
@@ -144,21 +161,26 @@ class RelayStatus:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         del data["password_digest"]
+        data["notes"] = [n.to_dict() for n in self.notes]
         return data
 
 
 @dataclass(frozen=True)
 class Difference:
-    """One way the relay's configuration differs from the account, said in two languages."""
+    """One way the relay's configuration differs from the account, and what to do."""
 
     setting: str
     current: str
     wanted: str
-    en: str
-    de: str
+    text: Text
 
-    def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "setting": self.setting,
+            "current": self.current,
+            "wanted": self.wanted,
+            "text": self.text.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -188,7 +210,7 @@ class GeneratedConfig:
     settings: dict[str, str]
     files: list[ConfigFile]
     commands: list[str]  # what to run afterwards, in order, as an administrator would
-    notes: list[str] = field(default_factory=list)
+    notes: list[Text] = field(default_factory=list)
 
     def text(self, password: str = "") -> str:
         """Everything in copyable form; with ``password`` given, that password is masked."""
@@ -221,15 +243,14 @@ class GeneratedConfig:
                 for f in self.files
             ],
             "commands": list(self.commands),
-            "notes": list(self.notes),
+            "notes": [n.to_dict() for n in self.notes],
         }
 
 
 @dataclass
 class ApplyResult:
     ok: bool
-    reason: str
-    reason_de: str
+    reason: Text
     written: list[str] = field(default_factory=list)
     backups: list[str] = field(default_factory=list)
     rolled_back: bool = False
@@ -237,7 +258,9 @@ class ApplyResult:
     output: str = ""  # what the check and reload said
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["reason"] = self.reason.to_dict()
+        return data
 
 
 class Relay(Protocol):

@@ -14,9 +14,10 @@ import os
 from ..base import Target
 from ..detection import detect, which
 from ..run import RunOutput, run
+from ..texts import Text, gettext_noop
 from ..versions import parse_assignments
 from .applying import ConfiguredRelay, refusal, rejection, rolled_back, write_failed
-from .comparing import NOT_SET, Comparison
+from .comparing import NOT_SET, Comparison, shown
 from .files import Backup, backup_stamp, take_backup, write_file, write_merged
 from .model import (
     SYSTEM_CA_FILE,
@@ -64,6 +65,15 @@ def relayhost_for(account: RelayAccount) -> str:
     return f"[{account.host}]:{account.port}"
 
 
+# Compiled forms of a lookup table next to its text, by postmap's type.
+_COMPILED = {".db": "hash", ".lmdb": "lmdb", ".cdb": "cdb"}
+
+
+def _compiled_forms(path: str) -> list[tuple[str, str]]:
+    """(file, type) of each compiled form of the table ``path`` that exists."""
+    return [(path + end, kind) for end, kind in _COMPILED.items() if os.path.exists(path + end)]
+
+
 def _map_files(value: str) -> list[str]:
     """``texthash:/a, hash:/b`` -> the lookup tables, as postmap takes them."""
     return [m for m in value.replace(",", " ").split() if ":" in m]
@@ -109,15 +119,18 @@ class PostfixRelay(ConfiguredRelay):
         pid = read_pid(os.path.join(queue, "pid", "master.pid")) if queue else None
         return pid if pid and process_alive(pid, "master") else None
 
-    def ready(self) -> tuple[bool, str]:
-        """Whether a message handed to this postfix can be followed to delivery."""
+    def ready(self) -> tuple[bool, Text]:
+        """Whether a message handed to this postfix can be followed to delivery, and why."""
         if not which("postconf"):
-            return False, "postfix is not installed"
+            return False, Text(gettext_noop("postfix is not installed"))
         if not os.path.isfile(self.main_cf):
-            return False, f"postfix has no {self.main_cf}: it is not configured"
+            return False, Text(
+                gettext_noop("postfix has no %(path)s: it is not configured"),
+                {"path": self.main_cf},
+            )
         if self.master_pid() is None:
-            return False, "postfix is not running (postfix start)"
-        return True, "postfix is running"
+            return False, Text(gettext_noop("postfix is not running (postfix start)"))
+        return True, Text(gettext_noop("postfix is running"))
 
     def log_path(self, settings: dict[str, str]) -> str | None:
         if settings.get("maillog_file"):
@@ -127,7 +140,7 @@ class PostfixRelay(ConfiguredRelay):
     def status(self) -> RelayStatus:
         status = RelayStatus(mta=self.mta, installed=False, config_path=self.main_cf)
         if not which("postconf"):
-            status.notes.append("postfix is not installed (no postconf)")
+            status.notes.append(Text(gettext_noop("postfix is not installed (no postconf)")))
             return status
         status.installed = True
         status.version = parse_assignments(
@@ -140,14 +153,23 @@ class PostfixRelay(ConfiguredRelay):
         if not status.configured:
             # Every postfix command dies after a pause without main.cf: ask nothing more.
             status.running = False
-            status.notes.append(f"no {self.main_cf}: postfix is installed but not configured")
+            status.notes.append(
+                Text(
+                    gettext_noop("no %(path)s: postfix is installed but not configured"),
+                    {"path": self.main_cf},
+                )
+            )
             return status
         settings = self.postconf(*SETTINGS)
         status.settings = {name: settings.get(name, "") for name in SETTINGS}
         status.running = self.master_pid(settings.get("queue_directory")) is not None
         status.log_path = self.log_path(settings)
         if status.log_path and not os.access(status.log_path, os.R_OK):
-            status.notes.append(f"the mail log {status.log_path} is not readable")
+            status.notes.append(
+                Text(
+                    gettext_noop("the mail log %(path)s is not readable"), {"path": status.log_path}
+                )
+            )
         self._relay_entries(status)
         return status
 
@@ -168,7 +190,9 @@ class PostfixRelay(ConfiguredRelay):
                 break
         else:
             if status.settings.get("smtp_sasl_password_maps") and os.geteuid() != 0:
-                status.notes.append("the SASL password map could not be read (needs root)")
+                status.notes.append(
+                    Text(gettext_noop("the SASL password map could not be read (needs root)"))
+                )
 
     # -- compare --
 
@@ -188,14 +212,24 @@ class PostfixRelay(ConfiguredRelay):
         else:
             policy = f"{key} encrypt"
             notes.append(
-                f"the relay is given as the address {account.host}: postfix cannot check "
-                "the certificate's name against an address; give the name on the "
-                "certificate (tls_name) to get a verified connection"
+                Text(
+                    gettext_noop(
+                        "the relay is given as the address %(host)s: postfix cannot check the "
+                        "certificate's name against an address; give the name on the "
+                        "certificate (tls_name) to get a verified connection"
+                    ),
+                    {"host": account.host},
+                )
             )
         if account.mode_mismatch:
             notes.append(
-                f"port {account.port} with {account.mode.value}: the usual rule is 465 = "
-                "implicit TLS, others STARTTLS"
+                Text(
+                    gettext_noop(
+                        "port %(port)s with %(mode)s: the usual rule is 465 = implicit TLS, "
+                        "others STARTTLS"
+                    ),
+                    {"port": account.port, "mode": account.mode.value},
+                )
             )
         settings = {
             "relayhost": key,
@@ -232,23 +266,40 @@ class PostfixRelay(ConfiguredRelay):
         """Write ``config`` with a backup, check it, reload; roll back if postfix rejects it."""
         if refused := refusal(confirm, self.config_dir, ca_file):
             return refused
-        written = [self.main_cf, *(f.path for f in config.files)]
-        backup = take_backup(written, backup_stamp())
+        # A stale compiled form (sasl_passwd.db from an earlier "postmap hash:") would keep
+        # the old password: it is rebuilt from the new text, and backed up like it.
+        compiled = [(f, path, kind) for f in config.files for path, kind in _compiled_forms(f.path)]
+        written = [self.main_cf, *(f.path for f in config.files), *(c for _, c, _ in compiled)]
+        secret = [f.path for f in config.files if f.secret]
+        secret += [path for f, path, _ in compiled if f.secret]
+        # The entries of the relayhost configured so far: a switch of account replaces them.
+        old = self._current_relayhost()
+        drop = [old] if old and old != config.settings.get("relayhost") else []
+        backup = take_backup(written, backup_stamp(), secret)
         try:
             for f in config.files:
-                write_merged(f)
+                write_merged(f, drop)
             if not os.path.exists(self.main_cf):  # Debian's "No configuration" leaves none
                 write_file(self.main_cf, "", 0o644)
         except OSError as exc:
             return write_failed(backup, exc)
         assignments = [f"{k}={v}" for k, v in config.settings.items()]
         steps = [
+            (f"postmap {kind}:{f.path}", self._command("postmap", f"{kind}:{f.path}"))
+            for f, _, kind in compiled
+        ]
+        steps += [
             (" ".join(step[:2]), self._command(*step))
             for step in (("postconf", "-e", *assignments), ("postfix", "check"))
         ]
         if rejected := rejection(backup, written, steps, COMMAND_TIMEOUT):
             return rejected
         return self._activate(backup, written)
+
+    def _current_relayhost(self) -> str:
+        if not os.path.isfile(self.main_cf):  # postfix commands stall without main.cf
+            return ""
+        return self.postconf("relayhost").get("relayhost", "")
 
     def _activate(self, backup: Backup, written: list[str]) -> ApplyResult:
         pid = self.master_pid()
@@ -265,11 +316,14 @@ class PostfixRelay(ConfiguredRelay):
             if pid is not None:
                 self._run("postfix", "reload")  # the restored files become live again
             return result
+        backup.finish()  # no rollback will need the old password map: its copies go
         return ApplyResult(
             ok=True,
-            reason=f"configuration written and postfix {action}",
-            reason_de="Konfiguration geschrieben und postfix "
-            + ("gestartet" if action == "started" else "neu geladen"),
+            reason=Text(
+                gettext_noop("configuration written and postfix started")
+                if action == "started"
+                else gettext_noop("configuration written and postfix reloaded")
+            ),
             written=written,
             backups=backup.copies,
             action=action,
@@ -319,9 +373,8 @@ class PostfixComparison(Comparison):
                 "main.cf",
                 "",
                 self.status.config_path or "",
-                f"postfix has no {self.status.config_path}: apply the generated configuration",
-                f"postfix hat keine {self.status.config_path}: die erzeugte Konfiguration "
-                "übernehmen",
+                gettext_noop("postfix has no %(path)s: apply the generated configuration"),
+                path=self.status.config_path or "",
             )
             return
         self._relayhost()
@@ -331,83 +384,73 @@ class PostfixComparison(Comparison):
         self._sasl()
         self._running()
 
-    def _show(self, name: str) -> tuple[str, str]:
-        value = self.have.get(name, "")
-        return (value, value) if value else NOT_SET
-
     def _relayhost(self) -> None:
         have = self.have.get("relayhost", "")
         if have == self.key:
             return
-        fix_en, fix_de = f"set relayhost = {self.key}", f"relayhost = {self.key} setzen"
         if not have:
-            en = (
+            msgid = gettext_noop(
                 "relayhost is not set, so postfix sends straight to the recipients' servers; "
-                + fix_en
-            )
-            de = (
-                "relayhost ist nicht gesetzt, postfix stellt also direkt an die Server der "
-                f"Empfänger zu; {fix_de}"
+                "set relayhost = %(key)s"
             )
         elif have.rpartition(":")[0] == self.key.rpartition(":")[0]:
-            en = f"relayhost is {have}, account says port {self.account.port}: {fix_en}"
-            de = f"relayhost ist {have}, das Konto nennt Port {self.account.port}: {fix_de}"
+            msgid = gettext_noop(
+                "relayhost is %(have)s, account says port %(port)s: set relayhost = %(key)s"
+            )
         else:
-            en = f"relayhost is {have}, account says {self.key}: {fix_en}"
-            de = f"relayhost ist {have}, das Konto nennt {self.key}: {fix_de}"
-        self._add("relayhost", have, self.key, en, de)
+            msgid = gettext_noop(
+                "relayhost is %(have)s, account says %(key)s: set relayhost = %(key)s"
+            )
+        self._add(
+            "relayhost", have, self.key, msgid, have=have, port=self.account.port, key=self.key
+        )
 
     def _wrappermode(self) -> None:
         have, want = self.have.get("smtp_tls_wrappermode", "no"), self.want["smtp_tls_wrappermode"]
         if have == want:
             return
-        relay = self.have.get("relayhost") or NOT_SET[0]
         if want == "yes":
-            en = (
-                f"relayhost is {relay}, account says port {self.account.port} with implicit TLS: "
+            msgid = gettext_noop(
+                "relayhost is %(relay)s, account says port %(port)s with implicit TLS: "
                 "set smtp_tls_wrappermode = yes"
             )
-            de = (
-                f"relayhost ist {relay}, das Konto nennt Port {self.account.port} mit "
-                "implizitem TLS: smtp_tls_wrappermode = yes setzen"
-            )
         else:
-            en = (
-                f"smtp_tls_wrappermode is yes, but port {self.account.port} uses STARTTLS: "
+            msgid = gettext_noop(
+                "smtp_tls_wrappermode is yes, but port %(port)s uses STARTTLS: "
                 "set smtp_tls_wrappermode = no"
             )
-            de = (
-                f"smtp_tls_wrappermode ist yes, Port {self.account.port} nutzt aber STARTTLS: "
-                "smtp_tls_wrappermode = no setzen"
-            )
-        self._add("smtp_tls_wrappermode", have, want, en, de)
+        relay = shown(self.have.get("relayhost", ""))
+        self._add("smtp_tls_wrappermode", have, want, msgid, relay=relay, port=self.account.port)
 
     def _tls_level(self) -> None:
         level = self.have.get("smtp_tls_security_level", "")
         policy = self.have.get("relay_tls_policy", "")
         effective = policy.split()[0] if policy else level
         if effective not in ("encrypt", "secure", "verify", "dane-only", "fingerprint"):
-            shown = effective or "none"
+            level_shown = effective or "none"
             self._add(
                 "smtp_tls_security_level",
-                shown,
+                level_shown,
                 "encrypt",
-                f"TLS is not required (level {shown}): the password could travel unencrypted; "
-                "set smtp_tls_security_level = encrypt",
-                f"TLS ist nicht vorgeschrieben (Stufe {shown}): das Passwort könnte "
-                "unverschlüsselt übertragen werden; smtp_tls_security_level = encrypt setzen",
+                gettext_noop(
+                    "TLS is not required (level %(level)s): the password could travel "
+                    "unencrypted; set smtp_tls_security_level = encrypt"
+                ),
+                level=level_shown,
             )
         name = self.account.certificate_name
         if name and not (effective == "secure" and f"match={name}" in policy):
             wanted = f"{self.key} secure match={name}"
             self._add(
                 "smtp_tls_policy_maps",
-                policy or NOT_SET[0],
+                policy or str(NOT_SET),
                 wanted,
-                f"the server certificate's name is not checked against {name}: add "
-                f"'{wanted}' to smtp_tls_policy_maps",
-                f"der Name im Serverzertifikat wird nicht gegen {name} geprüft: "
-                f"'{wanted}' in smtp_tls_policy_maps eintragen",
+                gettext_noop(
+                    "the server certificate's name is not checked against %(name)s: add "
+                    "'%(wanted)s' to smtp_tls_policy_maps"
+                ),
+                name=name,
+                wanted=wanted,
             )
 
     def _ca(self) -> None:
@@ -416,15 +459,16 @@ class PostfixComparison(Comparison):
         if self.account.ca_file is None and (have or self.have.get("smtp_tls_CApath")):
             return  # some trust store is configured; the system's bundle is only our default
         if have != want:
-            shown, shown_de = self._show("smtp_tls_CAfile")
             self._add(
                 "smtp_tls_CAfile",
                 have,
                 want,
-                f"smtp_tls_CAfile is {shown}, the account's certificate needs {want}: "
-                f"set smtp_tls_CAfile = {want}",
-                f"smtp_tls_CAfile ist {shown_de}, das Zertifikat des Kontos braucht {want}: "
-                f"smtp_tls_CAfile = {want} setzen",
+                gettext_noop(
+                    "smtp_tls_CAfile is %(have)s, the account's certificate needs %(want)s: "
+                    "set smtp_tls_CAfile = %(want)s"
+                ),
+                have=shown(have),
+                want=want,
             )
 
     def _sasl(self) -> None:
@@ -433,8 +477,9 @@ class PostfixComparison(Comparison):
                 "smtp_sasl_auth_enable",
                 self.have.get("smtp_sasl_auth_enable", ""),
                 "yes",
-                "postfix does not log in to the relay: set smtp_sasl_auth_enable = yes",
-                "postfix meldet sich nicht am Relay an: smtp_sasl_auth_enable = yes setzen",
+                gettext_noop(
+                    "postfix does not log in to the relay: set smtp_sasl_auth_enable = yes"
+                ),
             )
         options = self.have.get("smtp_sasl_security_options", "")
         if "noplaintext" in options:
@@ -442,10 +487,11 @@ class PostfixComparison(Comparison):
                 "smtp_sasl_security_options",
                 options,
                 "noanonymous",
-                f"smtp_sasl_security_options = {options} forbids PLAIN and LOGIN, which most "
-                "servers need: set smtp_sasl_security_options = noanonymous",
-                f"smtp_sasl_security_options = {options} verbietet PLAIN und LOGIN, die die "
-                "meisten Server brauchen: smtp_sasl_security_options = noanonymous setzen",
+                gettext_noop(
+                    "smtp_sasl_security_options = %(options)s forbids PLAIN and LOGIN, which "
+                    "most servers need: set smtp_sasl_security_options = noanonymous"
+                ),
+                options=options,
             )
         self._sasl_entry()
 
@@ -454,20 +500,19 @@ class PostfixComparison(Comparison):
         maps = self.have.get("smtp_sasl_password_maps", "")
         if user is None:
             if self.have.get("relayhost") == self.key or not maps:
-                where = maps or NOT_SET[0]
                 self._add(
                     "smtp_sasl_password_maps",
-                    where,
+                    maps or str(NOT_SET),
                     f"{self.key} {self.account.user}:…",
-                    f"the password map ({where}) has no entry for {self.key}",
-                    f"die Passwort-Tabelle ({maps or NOT_SET[1]}) hat keinen Eintrag "
-                    f"für {self.key}",
+                    gettext_noop("the password map (%(maps)s) has no entry for %(key)s"),
+                    maps=shown(maps),
+                    key=self.key,
                 )
             return
         self._login(
             user,
             ("relay_sasl_user", "relay_sasl_password"),
-            (f"postfix's map for {self.key}", f"der Tabelle von postfix für {self.key}"),
+            Text(gettext_noop("postfix's map for %(key)s"), {"key": self.key}),
         )
 
     def _running(self) -> None:
@@ -476,6 +521,5 @@ class PostfixComparison(Comparison):
                 "running",
                 "no",
                 "yes",
-                "postfix is not running: mail waits in the queue (apply starts it)",
-                "postfix läuft nicht: Mails bleiben in der Warteschlange (Übernehmen startet es)",
+                gettext_noop("postfix is not running: mail waits in the queue (apply starts it)"),
             )

@@ -11,8 +11,12 @@
 use strict;
 use warnings;
 use Getopt::Long qw(GetOptions);
+use Net::Cmd;
 use Net::SMTP;
 use IO::Socket::SSL;
+
+# A server that closes the connection must end in an error report, not in SIGPIPE.
+$SIG{PIPE} = 'IGNORE';
 
 my %EXIT = (done => 0, auth => 3, tls => 4, connect => 5, mail_from => 6,
             rcpt_to => 7, data => 8, ehlo => 9, timeout => 10);
@@ -76,12 +80,117 @@ push @tls, (
     ($opt{'ca-file'} ? (SSL_ca_file => $opt{'ca-file'}) : ()),
 );
 
+# RFC 5321 allows 512 bytes a reply line. Net::Cmd reads a reply without any limit, and a
+# long line in 1 KB steps that each split all of it again: a reply of megabytes would keep
+# it busy past the time limit. So replies are read here, with a limit on each.
+my $REPLY_LIMIT = 64 * 1024;
+my $step_under_way = 'connect';  # the greeting, then the command last sent
+my %STEP_OF = (EHLO => 'ehlo', HELO => 'ehlo', STARTTLS => 'tls', AUTH => 'auth',
+               MAIL => 'mail_from', RCPT => 'rcpt_to', DATA => 'data');
+
+# The connection is of no more use: close it, forget what was read, and keep the reason
+# (Net::SMTP tries HELO after a failed EHLO; that must not replace it).
+sub ended {
+    my ($cmd, $code, $why) = @_;
+    ${*$cmd}{'net_cmd_lines'} = [];
+    ${*$cmd}{'net_cmd_partial'} = '';
+    $cmd->close;
+    $cmd->set_status($code, ["[xmailadmin] $why"]);
+}
+
+sub too_long {
+    my ($cmd) = @_;
+    ended($cmd, 500, "the server's reply is longer than $REPLY_LIMIT bytes");
+}
+
+{
+    no warnings qw(redefine once);
+    my $command = \&Net::Cmd::command;
+    # The step under way: the command last sent (the message itself is no command).
+    *Net::SMTP::command = sub {
+        return $_[0] unless defined fileno($_[0]);  # ended: nothing to send, the reason stays
+        my $verb = defined $_[1] ? uc $_[1] : '';
+        $step_under_way = $STEP_OF{$verb} if $STEP_OF{$verb};
+        goto &$command;
+    };
+    # Before TLS (Net::Cmd's own reading; with TLS, IO::Socket::SSL reads the lines).
+    *Net::SMTP::getline = sub {
+        my $cmd = shift;
+        my $lines = ${*$cmd}{'net_cmd_lines'} ||= [];
+        return shift @$lines if @$lines;
+        return unless defined fileno($cmd);
+        my $partial = defined ${*$cmd}{'net_cmd_partial'} ? ${*$cmd}{'net_cmd_partial'} : '';
+        my $rin = '';
+        vec($rin, fileno($cmd), 1) = 1;
+        until (@$lines) {
+            if (length($partial) > $REPLY_LIMIT) { too_long($cmd); return }
+            my $rout;
+            unless (select($rout = $rin, undef, undef, $cmd->timeout || undef) > 0) {
+                $cmd->set_status(421, ['[xmailadmin] no reply: timed out']);
+                return;
+            }
+            my $buf = '';
+            unless (sysread($cmd, $buf, 65536)) {
+                ended($cmd, 421, 'no reply: the connection was closed' . ($! ? " ($!)" : ''));
+                return;
+            }
+            my @buf = split /\015?\012/, $partial . $buf, -1;
+            $partial = pop @buf;
+            push @$lines, map { "$_\n" } @buf;
+        }
+        ${*$cmd}{'net_cmd_partial'} = $partial;
+        return shift @$lines;
+    };
+    # Net::Cmd's response, with a limit on the whole reply; also used with TLS.
+    *Net::SMTP::response = sub {
+        my $cmd = shift;
+        my ($code, $more, $size) = (undef, undef, 0);
+        return CMD_ERROR unless defined fileno($cmd);  # ended: the reason stays
+        $cmd->set_status($cmd->DEF_REPLY_CODE, undef);
+        while (1) {
+            my $str = $cmd->getline();
+            unless (defined $str) {
+                # IO::Socket::SSL says nothing at the end of the connection; a reply cut
+                # off has lines, but no last one.
+                ended($cmd, 421, 'no reply: the connection was closed')
+                    unless ($cmd->message || '') =~ /^\[/;
+                return CMD_ERROR;
+            }
+            $size += length $str;
+            if ($size > $REPLY_LIMIT) { too_long($cmd); return CMD_ERROR }
+            $cmd->debug_print(0, $str) if $cmd->debug;
+            ($code, $more) = $cmd->parse_response($str);
+            unless (defined $code) {
+                $cmd->ungetline($str);
+                $@ = $str;
+                return CMD_ERROR;
+            }
+            ${*$cmd}{'net_cmd_code'} = $code;
+            push @{${*$cmd}{'net_cmd_resp'}}, $str;
+            last unless $more;
+        }
+        return unless defined $code;
+        return substr($code, 0, 1);
+    };
+}
+
 sub failed_step {
     my ($default, $error) = @_;
-    return 'timeout' if $error =~ /timed? ?out|timeout/i;
-    return 'connect' if $error =~ /refused|unreachable|no route|not known|resolve|getaddrinfo/i;
-    return 'tls' if $error =~ /SSL|certificate|verif|handshake/i;
+    # The class name (Net::SMTP::_SSL) is in many messages: it says nothing about TLS.
+    (my $words = $error) =~ s/Net::SMTP(?:::_SSL)?//g;
+    return 'timeout' if $words =~ /timed? ?out|timeout/i;
+    return 'connect' if $words =~ /refused|unreachable|no route|not known|resolve|getaddrinfo/i;
+    return 'tls' if $words =~ /SSL|certificate|verif|handshake/i;
     return $default;
+}
+
+# The step a failure belongs to: the command under way when the reply was too long or
+# the connection ended, else what the words say.
+sub step_of {
+    my ($default, $error) = @_;
+    return $step_under_way
+        if $error =~ /longer than \d+ bytes|no reply: the connection|Connection closed/;
+    return failed_step($default, $error);
 }
 
 my $smtp = Net::SMTP->new(
@@ -94,28 +203,35 @@ my $smtp = Net::SMTP->new(
 );
 unless ($smtp) {
     my $error = $@ || $IO::Socket::SSL::SSL_ERROR || $! || 'connection failed';
-    finish(failed_step('connect', "$error $IO::Socket::SSL::SSL_ERROR"), undef, $error);
+    finish(step_of('connect', "$error $IO::Socket::SSL::SSL_ERROR"), undef, $error);
 }
 
 sub reply { my $r = $smtp->code . ' ' . ($smtp->message || ''); $r =~ s/\s+\z//; return $r }
 
 if ($opt{mode} eq 'starttls') {
+    # What the EHLO reply says, not a failed handshake. (supports() gives the keyword's
+    # parameters: "" for STARTTLS, undef when it is missing.)
+    finish('ehlo', undef, 'the server does not offer STARTTLS')
+        unless defined $smtp->supports('STARTTLS');
     unless ($smtp->starttls(@tls)) {
+        # TLS is up (the object is Net::SMTP::_SSL now): the EHLO after it failed.
+        finish(step_of('ehlo', reply()), undef, reply()) if $smtp->isa('IO::Socket::SSL');
         my $error = $IO::Socket::SSL::SSL_ERROR || reply();
-        finish(failed_step('tls', $error), undef, "STARTTLS failed: $error");
+        finish(step_of('tls', $error), undef, "STARTTLS failed: $error");
     }
 }
 my $tls = $smtp->can('get_sslversion') ? $smtp->get_sslversion : undef;
 
-$smtp->auth($opt{user}, $password) or finish(failed_step('auth', reply()), $tls, reply());
-$smtp->mail($opt{from}) or finish(failed_step('mail_from', reply()), $tls, reply());
-$smtp->to($opt{to}) or finish(failed_step('rcpt_to', reply()), $tls, reply());
-$smtp->data() or finish(failed_step('data', reply()), $tls, reply());
+$smtp->auth($opt{user}, $password) or finish(step_of('auth', reply()), $tls, reply());
+$smtp->mail($opt{from}) or finish(step_of('mail_from', reply()), $tls, reply());
+$smtp->to($opt{to}) or finish(step_of('rcpt_to', reply()), $tls, reply());
+$smtp->data() or finish(step_of('data', reply()), $tls, reply());
 # The dialogue stays readable: the message itself is not echoed line by line.
 $smtp->debug(0);
-$smtp->datasend($message);
+my $sent = $smtp->datasend($message);
 print STDERR "[message of " . length($message) . " bytes]\n";
 $smtp->debug(1);
-$smtp->dataend() or finish(failed_step('data', reply()), $tls, reply());
+$sent or finish(step_of('data', reply()), $tls, reply());
+$smtp->dataend() or finish(step_of('data', reply()), $tls, reply());
 $smtp->quit;
 finish('done', $tls, undef);

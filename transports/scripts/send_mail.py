@@ -24,6 +24,10 @@ import ssl
 import sys
 
 PY2 = sys.version_info[0] == 2
+# RFC 5321 allows 512 bytes a reply line; smtplib limits each line (8 KB) but not how many
+# lines one reply has, and 2.7 reads a TLS reply byte by byte: a reply of megabytes
+# would keep it busy past the time limit.
+REPLY_LIMIT = 64 * 1024
 EXIT = {"done": 0, "auth": 3, "tls": 4, "connect": 5, "mail_from": 6, "rcpt_to": 7,
         "data": 8, "ehlo": 9, "timeout": 10}
 
@@ -44,6 +48,27 @@ class CutLines(object):
         self.stream.flush()
 
 
+class ReplyTooLong(Exception):
+    """Not an OSError: smtplib would turn that into "Connection unexpectedly closed"."""
+
+
+class LimitedReplies(object):
+    """The file smtplib reads replies from, refusing a reply longer than REPLY_LIMIT."""
+
+    def __init__(self, fh):
+        self.fh, self.used = fh, 0
+
+    def readline(self, *size):
+        line = self.fh.readline(*size)
+        self.used += len(line)
+        if self.used > REPLY_LIMIT:
+            raise ReplyTooLong("the server's reply is longer than %d bytes" % REPLY_LIMIT)
+        return line
+
+    def close(self):
+        self.fh.close()
+
+
 class Client(smtplib.SMTP):
     """smtplib.SMTP that verifies the server certificate on Python 2.7 too."""
 
@@ -62,11 +87,22 @@ class Client(smtplib.SMTP):
         if not self._implicit:
             return sock
         self.stage = "tls"
-        return self._wrap(sock)
+        sock = self._wrap(sock)
+        self.stage = "connect"  # the greeting, read next, belongs to connecting
+        return sock
+
+    def getreply(self):
+        if self.file is None:
+            self.file = self.sock.makefile("rb")
+        if not isinstance(self.file, LimitedReplies):
+            self.file = LimitedReplies(self.file)
+        self.file.used = 0  # each reply has the whole limit
+        return smtplib.SMTP.getreply(self)
 
     def starttls_verified(self):
         self.ehlo_or_helo_if_needed()
         if not self.has_extn("starttls"):
+            self.stage = "ehlo"  # what the EHLO reply says, not a failed handshake
             raise smtplib.SMTPException("the server does not offer STARTTLS")
         code, reply = self.docmd("STARTTLS")
         if code != 220:

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('xmailadmin', '0002_transportsetting_updated_at'),
+        ("xmailadmin", "0002_transportsetting_updated_at"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='testsend',
-            name='reason_code',
+            model_name="testsend",
+            name="reason_code",
             field=models.CharField(blank=True, max_length=32),
         ),
     ]

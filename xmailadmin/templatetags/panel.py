@@ -10,6 +10,8 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from .. import texts
+
 register = template.Library()
 
 VERDICTS = {
@@ -51,6 +53,12 @@ def verdict_css(value: str) -> str:
 @register.filter
 def step_label(value: str) -> str:
     return str(STEPS.get(value, value))
+
+
+@register.filter
+def say(value) -> str:
+    """A sentence of transports (a Text, or one a row stored) in the reader's language."""
+    return texts.say(value)
 
 
 @register.filter

@@ -3,8 +3,9 @@
     manage.py createadmin                       # admin "admin", password generated
     manage.py createadmin --role support --username support
 
-A generated password is printed once and written to a 0600 file in var/
-(``var/admin_password`` for the first administrator).
+A generated password is written to a 0600 file in var/ (``var/admin_password`` for
+the first administrator) and printed once, but only to a terminal: output that goes
+to a pipe or a log (run.sh under systemd writes to the journal) names the file instead.
 """
 
 from __future__ import annotations
@@ -45,23 +46,32 @@ class Command(BaseCommand):
             self._print_existing(username, role)
             return
         password = secrets.token_urlsafe(12)
+        path = self._password_file(username, role)
+        # The file first: a user whose password went nowhere would be locked out.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(password + "\n")
+        os.chmod(path, 0o600)
         user = users.create_user(username=username, password=password)
         if role == "admin":
             user.is_staff = True
             user.is_superuser = True
             user.save(update_fields=["is_staff", "is_superuser"])
         user.groups.add(group)
-        path = self._password_file(username, role)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(password + "\n")
-        os.chmod(path, 0o600)
-        self.stdout.write(
-            f"Created {group.name} '{username}'.\n"
-            f"Login:    {username}\n"
-            f"Password: {password}\n"
-            f"(shown once; also in {path}, mode 0600; change it after the first login)"
-        )
+        change = "change it after the first login (click the user name in the header)"
+        if self.stdout.isatty():
+            self.stdout.write(
+                f"Created {group.name} '{username}'.\n"
+                f"Login:    {username}\n"
+                f"Password: {password}\n"
+                f"(shown once; also in {path}, mode 0600; {change})"
+            )
+        else:
+            self.stdout.write(
+                f"Created {group.name} '{username}'.\n"
+                f"Login:    {username}, password in {path} (0600)\n"
+                f"(not printed: this output is no terminal and may be kept in a log; {change})"
+            )
 
     def _password_file(self, username: str, role: str):
         if role == "admin" and username == "admin":

@@ -1,0 +1,41 @@
+"""s-nail's own facts: its resource-file quoting and which row an installed s-nail is."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from mailcommands import RECIPIENT, SENDER, make_target
+from smtp_server import TEST_ID_HEADER
+
+from transports.base import Mode, Step, TargetError
+from transports.message import build_test_message
+from transports.s_nail import SNail, SNail15, major_version, rc_quote
+
+pytestmark = pytest.mark.skipif(not shutil.which("s-nail"), reason="s-nail missing (CI has it)")
+
+
+def test_rc_quote_keeps_every_printable_character_literal():
+    assert rc_quote("a'b") == "'a'\\''b'"
+    assert rc_quote("`id` $(id) \\") == "'`id` $(id) \\'"
+
+
+@pytest.mark.parametrize("value", ["a\nset x=y", "a\rb", "a\0b"])
+def test_rc_quote_refuses_what_would_end_the_line(value):
+    with pytest.raises(TargetError):
+        rc_quote(value)
+
+
+def test_the_row_of_another_major_version_is_not_installed_and_sends_nothing(smtp, mail_test_id):
+    installed = major_version(shutil.which("s-nail"))
+    assert installed in (14, 15)
+    other = SNail15() if installed == 14 else SNail()
+    message = build_test_message(
+        sender=SENDER, recipient=RECIPIENT, command=other.key, test_id=mail_test_id
+    )
+    result = other.send(make_target(smtp, Mode.STARTTLS), message)
+    assert not result.ok
+    assert result.reason_code == "not_installed"
+    assert result.step is Step.UNSUPPORTED
+    assert f"version {installed}" in str(result.reason)
+    assert not smtp.find(TEST_ID_HEADER, mail_test_id)

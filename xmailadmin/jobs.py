@@ -1,0 +1,279 @@
+"""The life of a job row, in one place: published, claimed, finished, or expired.
+
+    services.start_*  ──publish──►  broker, on the queue of the row's server
+         (queued)                      │
+                                       ▼
+    tasks: run_claimed ──claim──► running ──work──► finish: passed | warning |
+                                                            not installed | failed
+    expire_stale / expire_lost_in_broker / fail_rows_of_worker ──► failed
+
+A row is always final in the end: its task finishes it, or the expiry fails it when no
+worker will (the broker lost the job, the worker stopped or restarted, the time limit
+passed). Every change to a final state goes through ``finish``, which changes only a
+row that is still active. Tasks are looked up by name (``celery_app.signature``): this
+module never imports tasks.py, which imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from . import health
+from .celery import app as celery_app
+from .models import (
+    ACTIVE_STATES,
+    Job,
+    ProbeRun,
+    RelayCheck,
+    Server,
+    State,
+    TestSend,
+    WorkerHeartbeat,
+)
+
+log = logging.getLogger(__name__)
+
+JOB_MODELS = (TestSend, ProbeRun, RelayCheck)
+# The task argument that carries each kind of row's id (health.JOB_ARGUMENTS).
+_JOB_ARGUMENT = {TestSend: "send_id", ProbeRun: "run_id", RelayCheck: "check_id"}
+
+
+class NotAccepted(Exception):
+    """The request cannot be queued now; the message says why and what to do."""
+
+
+# --- publish ----------------------------------------------------------------------
+
+
+def publish(row: Job, task: str, **kwargs) -> None:
+    """Send the job of a new row to the broker: the one place a job is sent, on the
+    queue of the row's server. A broker that refuses it fails the row (NotAccepted)."""
+    try:
+        _send(task, queue=row.server.queue, kwargs=kwargs)
+    except NotAccepted as exc:
+        fail(row, str(exc), step="queue")
+        raise
+
+
+def _send(task: str, *, queue: str, kwargs: dict) -> None:
+    try:
+        celery_app.signature(task).apply_async(kwargs=kwargs, queue=queue)
+    except Exception as exc:  # kombu raises several kinds for a dead broker
+        health.forget_broker_state()
+        log.warning("could not enqueue %s: %s", task, exc)
+        raise NotAccepted(
+            _("The broker did not accept the job: %(error)s") % {"error": exc}
+        ) from exc
+
+
+# --- claim ------------------------------------------------------------------------
+
+
+def claim(model: type[Job], pk: int, hostname: str | None) -> Job | None:
+    """Queued → running, exactly once; None when another delivery already took it."""
+    with transaction.atomic():
+        row = model.objects.select_for_update().filter(pk=pk).first()
+        if row is None or row.state != State.QUEUED:
+            return None
+        row.state = State.RUNNING
+        row.started_at = timezone.now()
+        row.worker = hostname or ""
+        row.save(update_fields=["state", "started_at", "worker"])
+    return row
+
+
+def run_claimed(
+    model: type[Job],
+    pk: int,
+    hostname: str | None,
+    work: Callable,
+    *,
+    what: str,
+    stopped: str,
+    crashed: Callable[[Job, Exception], str],
+) -> str:
+    """Claim the row and run ``work`` on it in its requester's language; a time limit or
+    any error still ends the row in a final state (``stopped`` % the limit, ``crashed``)."""
+    row = claim(model, pk, hostname)
+    if row is None:
+        return "skipped"
+    with translation.override(row.language):
+        try:
+            work(row)
+        except SoftTimeLimitExceeded:
+            reason = stopped % {"s": settings.CELERY_TASK_SOFT_TIME_LIMIT}
+            fail(row, reason, step="timeout")
+        except Exception as exc:  # a final state, whatever went wrong
+            log.error("%s %s failed: %s", what, row.id, type(exc).__name__)
+            fail(row, crashed(row, exc), step="unknown")
+    return row.state
+
+
+# --- final states -------------------------------------------------------------
+
+
+def finish(row: Job, *, state: str, **fields) -> bool:
+    """Move an active row to a final state; False if it was already final."""
+    fields.update(state=state, finished_at=timezone.now())
+    updated = type(row).objects.filter(pk=row.pk, state__in=ACTIVE_STATES).update(**fields)
+    if updated:
+        for name, value in fields.items():
+            setattr(row, name, value)
+    return bool(updated)
+
+
+def fail(row: Job, reason: str, *, step: str) -> bool:
+    """Move an active row to failed: a test send keeps ``reason`` as the reason it failed
+    at ``step``, the other rows as their error. False if the row was already final."""
+    return finish(row, state=State.FAILED, **_failure(row, reason, step))
+
+
+def _failure(row: Job, reason: str, step: str) -> dict:
+    if isinstance(row, TestSend):
+        return {"step": step, "reason": reason}
+    return {"error": reason}
+
+
+# --- expire -------------------------------------------------------------------
+
+
+def expire_stale(server: Server | None = None) -> int:
+    """Mark rows of ``server`` (this machine if None) failed that no worker will ever
+    finish; returns how many.
+
+    A queued row whose job the broker lost (expire_lost_in_broker), a running row
+    whose worker stopped sending heartbeats, a running row past the hard time limit,
+    and a queued row nobody picked up within that limit.
+    """
+    server = server or Server.local()
+    count = expire_lost_in_broker(server=server)
+    now = timezone.now()
+    limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 15)
+    alive: set[str] | None = None
+    for model in JOB_MODELS:
+        for row in model.objects.filter(server=server, state__in=ACTIVE_STATES):
+            if alive is None:
+                alive = _alive_workers(server)
+            reason = _stale_reason(row, now, limit, alive)
+            if reason is None:
+                continue
+            count += fail(row, reason, step="timeout")
+    return count
+
+
+def _alive_workers(server: Server) -> set[str]:
+    beats = WorkerHeartbeat.objects.filter(
+        server=server, seen_at__gte=WorkerHeartbeat.fresh_since()
+    )
+    return set(beats.values_list("hostname", flat=True))
+
+
+def _stale_reason(row, now, limit: timedelta, alive: set[str]) -> str | None:
+    language = getattr(row, "language", None) or settings.LANGUAGE_CODE
+    seconds = int(limit.total_seconds())
+    with translation.override(language):
+        if row.state == State.RUNNING:
+            started = row.started_at or row.created_at
+            beats = timedelta(seconds=3 * settings.XMAILADMIN_HEARTBEAT_SECONDS)
+            if row.worker and row.worker not in alive and started < now - beats:
+                return _(
+                    "Worker %(worker)s stopped while the job ran (no more heartbeats). Please"
+                    " start it again."
+                ) % {"worker": row.worker}
+            if started < now - limit:
+                return _(
+                    "No result within the time limit of %(s)d s; the worker was probably "
+                    "stopped."
+                ) % {"s": seconds}
+        elif row.created_at < now - limit:
+            return _(
+                "No worker took the job within %(s)d s. Is the worker running?"
+            ) % {"s": seconds}
+    return None
+
+
+def expire_lost_in_broker(*, cached: bool = True, server: Server | None = None) -> int:
+    """Fail the queued rows of ``server`` (this machine if None) whose job the broker no
+    longer has; returns how many.
+
+    Redis without persistence forgets its queues when it restarts, and the worker
+    drops what it had fetched but not started (kombu cannot put it back into a Redis
+    that is gone). Such a row would wait for the time limit and then blame the worker.
+    A queued row is lost when it may have been made before the Redis that answers now
+    started and its message is neither in the server's queue nor delivered-but-
+    unacknowledged there, at two looks seconds apart (health.missing_for_a_while). With
+    AOF or RDB, where the queue survives, nothing is failed. Rows made well after the
+    start are not judged: their message went to this Redis. Only rows still queued are
+    changed; one a worker claimed meanwhile stays as it is. The worker's heartbeat calls
+    this every beat (signals.py).
+    """
+    if not health.uses_redis():
+        return 0
+    server = server or Server.local()
+    older = _queued_before_the_broker(server, cached=cached)
+    if not older:
+        return 0
+    present = health.jobs_in_broker(server.queue)
+    if present is None:
+        return 0
+    keys = {(_JOB_ARGUMENT[type(row)], row.pk): row for row in older}
+    lost = health.missing_for_a_while(keys.keys() - present)
+    count = sum(_fail_lost(row) for key, row in keys.items() if key in lost)
+    if count:
+        log.warning("marked %d queued row(s) failed: the broker lost their jobs", count)
+    return count
+
+
+def _queued_before_the_broker(server: Server, *, cached: bool) -> list[Job]:
+    """The server's queued rows that may be older than the Redis that answers now."""
+    queued = [
+        row
+        for model in JOB_MODELS
+        for row in model.objects.filter(server=server, state=State.QUEUED).order_by("created_at")
+    ]
+    if not queued:
+        return []
+    instance = health.redis_instance(cached=cached)
+    if instance is None:
+        return []
+    return [row for row in queued if row.created_at < instance.started_before]
+
+
+def _fail_lost(row: Job) -> int:
+    """Failed if still queued (``finish`` would also fail a row a worker just claimed)."""
+    fields = _failure(row, _broker_lost_reason(row), "queue")
+    still_queued = type(row).objects.filter(pk=row.pk, state=State.QUEUED)
+    return still_queued.update(state=State.FAILED, finished_at=timezone.now(), **fields)
+
+
+def _broker_lost_reason(row) -> str:
+    language = getattr(row, "language", None) or settings.LANGUAGE_CODE
+    with translation.override(language):
+        return _(
+            "The broker lost the job: Redis was restarted and no longer has it. Please "
+            "start the job again."
+        )
+
+
+def fail_rows_of_worker(hostname: str, server: Server | None = None) -> int:
+    """A worker of ``server`` (this machine if None) (re)starting under this name:
+    whatever it was running is lost."""
+    server = server or Server.local()
+    count = 0
+    for model in JOB_MODELS:
+        for row in model.objects.filter(server=server, state=State.RUNNING, worker=hostname):
+            language = getattr(row, "language", None) or settings.LANGUAGE_CODE
+            with translation.override(language):
+                reason = _(
+                    "Worker %(worker)s was restarted while the job ran."
+                ) % {"worker": hostname}
+            count += fail(row, reason, step="timeout")
+    return count

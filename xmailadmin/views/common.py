@@ -1,0 +1,73 @@
+"""What every page's views share: the login and role rule, the notice, polling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, retarget
+
+from .. import jobs
+from ..models import Account, Job
+
+View = Callable[..., HttpResponse]
+
+
+def panel_view(perm: str) -> Callable[[View], View]:
+    """Login required (HTMX requests are sent to the login page too), then ``perm``."""
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                if request.htmx:
+                    return HttpResponseClientRedirect(reverse("login"))
+                return redirect_to_login(request.get_full_path())
+            if not request.user.has_perm(perm):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def notice(request: HttpRequest, text: str, back: str = "dashboard") -> HttpResponse:
+    """An error in the page's notice area (HTMX), or as a message on the page ``back``."""
+    if request.htmx:
+        response = render(request, "panel/_notice.html", {"text": text, "level": "error"})
+        return retarget(response, "#notice")
+    messages.error(request, text)
+    return redirect(back)
+
+
+def polled(request: HttpRequest, template: str, context: dict, row: Job | None) -> HttpResponse:
+    """A block polled every second while ``row`` runs; 286 stops the polling once it is final.
+
+    ``row`` is the object ``context`` shows (no row yet counts as final). While it
+    runs, rows no worker will finish are failed first, and ``row`` is reloaded in
+    place if anything was, so the block shows the outcome.
+    """
+    if row is not None and row.active and jobs.expire_stale():
+        row.refresh_from_db()
+    response = render(request, template, context)
+    if row is None or not row.active:
+        response.status_code = HttpResponseStopPolling.status_code
+    return response
+
+
+def selected_account(request: HttpRequest, account_id: int | None = None) -> Account | None:
+    """The account in the URL (``?account=``), else the default one."""
+    raw = account_id or request.GET.get("account")
+    if raw:
+        try:
+            return Account.objects.filter(pk=int(raw)).first() or Account.default()
+        except ValueError:
+            pass
+    return Account.default()

@@ -1,0 +1,189 @@
+"""The overview: the mail commands for one account, their probe and their test sends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import trigger_client_event
+
+from transports.catalogue import BY_KEY, Entry
+
+from .. import crypto, health, jobs, pagecache, services
+from ..context_processors import roles
+from ..models import (
+    PERM_RUN,
+    PERM_VIEW,
+    Account,
+    ProbeResult,
+    ProbeRun,
+    TestSend,
+    TransportSetting,
+)
+from ..order import enabled_keys
+from .common import notice, panel_view, polled, selected_account
+
+
+@dataclass
+class CommandRow:
+    setting: TransportSetting
+    number: int | None  # place among the enabled commands; None when switched off
+    probe: ProbeResult | None
+    send: TestSend | None
+
+    @property
+    def key(self) -> str:
+        return self.setting.key
+
+    @property
+    def entry(self) -> Entry:
+        return BY_KEY[self.setting.key]
+
+    @property
+    def sendable(self) -> bool:
+        """A test is offered unless the last probe found the command missing."""
+        return self.probe is None or self.probe.found
+
+
+def _rows(
+    account: Account | None, keys: list[str] | None = None, run: ProbeRun | None = None
+) -> list[CommandRow]:
+    """Commands in the order of use: enabled by position, then the switched-off ones."""
+    ordered = TransportSetting.ordered()
+    enabled = [s for s in ordered if s.enabled]
+    numbers = {s.key: i for i, s in enumerate(enabled, start=1)}
+    ordered = enabled + [s for s in ordered if not s.enabled]
+    if keys is not None:
+        ordered = [s for s in ordered if s.key in keys]
+    run = run or ProbeRun.latest_finished()
+    probes = {}
+    if run is not None:
+        probes = {p.key: p for p in run.results.filter(key__in=[s.key for s in ordered])}
+    sends = TestSend.latest_per_command(account)
+    return [CommandRow(s, numbers.get(s.key), probes.get(s.key), sends.get(s.key)) for s in ordered]
+
+
+@require_GET
+@panel_view(PERM_VIEW)
+def dashboard(request: HttpRequest) -> HttpResponse:
+    snap = pagecache.snapshot()
+    if snap.active and jobs.expire_stale():
+        snap = pagecache.snapshot()
+    state = health.current(snap.newest_heartbeat)
+    roles_ = roles(request)
+    key = pagecache.key(request, snap, state, roles_)
+    html = pagecache.fetch(key)
+    if html is None:
+        account = selected_account(request)
+        last_probe = ProbeRun.latest_finished()
+        accounts = list(Account.objects.all())
+        context = {
+            "account": account,
+            "accounts": accounts,
+            # A lost or replaced key (settings.FERNET_KEYS): say so before a test fails.
+            "unreadable": [a for a in accounts if not crypto.readable(a.password_encrypted)],
+            "key_source": settings.FERNET_KEY_SOURCE,
+            "rows": _rows(account, run=last_probe),
+            "health": state,
+            "last_probe": last_probe,
+            "probe": ProbeRun.objects.first(),  # the newest: active, failed or passed
+            "csrf_token": pagecache.CSRF_PLACEHOLDER,
+            **roles_,
+        }
+        html = render_to_string("panel/dashboard.html", context, request=request)
+        pagecache.store(key, html)
+    return pagecache.response(request, html)
+
+
+@require_GET
+@panel_view(PERM_VIEW)
+def commands(request: HttpRequest, account_id: int) -> HttpResponse:
+    """The command table alone: reloaded when a probe finishes."""
+    account = selected_account(request, account_id)
+    context = {"account": account, "rows": _rows(account)}
+    return render(request, "panel/dashboard.html#commands", context)
+
+
+@require_GET
+@panel_view(PERM_VIEW)
+def command_row(request: HttpRequest, account_id: int, key: str) -> HttpResponse:
+    """One row, polled every second while its test runs."""
+    if key not in BY_KEY:
+        raise Http404
+    account = get_object_or_404(Account, pk=account_id)
+    (row,) = _rows(account, [key])
+    context = {"account": account, "row": row}
+    return polled(request, "panel/dashboard.html#row", context, row.send)
+
+
+@require_POST
+@panel_view(PERM_RUN)
+def send_one(request: HttpRequest, account_id: int, key: str) -> HttpResponse:
+    if key not in BY_KEY:
+        raise Http404
+    account = get_object_or_404(Account, pk=account_id)
+    try:
+        services.start_tests(account, [key], request.user)
+    except services.NotAccepted as exc:
+        return notice(request, str(exc))
+    if request.htmx:
+        row = _rows(account, [key])[0]
+        return render(request, "panel/dashboard.html#row", {"account": account, "row": row})
+    return redirect(f"{reverse('dashboard')}?account={account.pk}")
+
+
+@require_POST
+@panel_view(PERM_RUN)
+def send_all(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = get_object_or_404(Account, pk=account_id)
+    keys = enabled_keys()
+    if not keys:
+        return notice(request, _("No command is enabled: see Order."))
+    try:
+        services.start_tests(account, keys, request.user)
+    except services.NotAccepted as exc:
+        return notice(request, str(exc))
+    if request.htmx:
+        context = {"account": account, "rows": _rows(account)}
+        return render(request, "panel/dashboard.html#commands", context)
+    return redirect(f"{reverse('dashboard')}?account={account.pk}")
+
+
+@require_POST
+@panel_view(PERM_RUN)
+def probe_start(request: HttpRequest) -> HttpResponse:
+    try:
+        run = services.start_probe(request.user)
+    except services.NotAccepted as exc:
+        return notice(request, str(exc))
+    if request.htmx:
+        return render(request, "panel/dashboard.html#probe", {"probe": run})
+    return redirect("dashboard")
+
+
+@require_GET
+@panel_view(PERM_VIEW)
+def probe_status(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The probe bar while the probe runs; when it ends, the table reloads itself."""
+    run = get_object_or_404(ProbeRun, pk=run_id)
+    # Expiring only fails rows, so the last passed probe may be read before polled().
+    context = {"probe": run, "last_probe": ProbeRun.latest_finished()}
+    response = polled(request, "panel/dashboard.html#probe", context, run)
+    if not run.active:
+        trigger_client_event(response, "probe-finished")
+    return response
+
+
+@require_GET
+@panel_view(PERM_VIEW)
+def send_detail(request: HttpRequest, send_id: int) -> HttpResponse:
+    send = get_object_or_404(TestSend, pk=send_id)
+    if request.htmx:
+        return render(request, "panel/send.html#transcript", {"send": send})
+    return render(request, "panel/send.html", {"send": send})

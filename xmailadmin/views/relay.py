@@ -1,0 +1,158 @@
+"""The relay servers (postfix, exim).
+
+The page shows rows the relay tasks wrote: a check (status, differences, the generated
+configuration, masked) or an apply (the same, after writing). The views read rows and
+queue tasks; postconf, exim -bP and the writing happen in the worker.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from .. import health, jobs, relays, services
+from ..models import PERM_CHANGE, PERM_RUN, PERM_VIEW, Account, RelayCheck, State, TestSend
+from .common import notice, panel_view, polled, selected_account
+
+
+def _relay_mta(mta: str) -> str:
+    if mta not in relays.MTAS:
+        raise Http404
+    return mta
+
+
+def _relay_url(mta: str, account: Account | None) -> str:
+    url = reverse("relay", args=[mta])
+    return f"{url}?account={account.pk}" if account else url
+
+
+def _relay_send(mta: str, account: Account | None) -> TestSend | None:
+    if account is None:
+        return None
+    return TestSend.objects.filter(account=account, command=mta).first()
+
+
+def _posted_account(request: HttpRequest) -> Account:
+    try:
+        return get_object_or_404(Account, pk=int(request.POST.get("account", "")))
+    except ValueError:
+        raise Http404 from None
+
+
+def _relay_context(mta: str, account: Account | None, check: RelayCheck | None) -> dict:
+    return {
+        "mta": mta,
+        "mta_label": relays.LABELS[mta],
+        "mtas": [(m, relays.LABELS[m]) for m in relays.MTAS],
+        "account": account,
+        "check": check,
+        "send": _relay_send(mta, account),
+    }
+
+
+@require_GET
+@panel_view(PERM_VIEW)
+def relay(request: HttpRequest, mta: str) -> HttpResponse:
+    mta = _relay_mta(mta)
+    account = selected_account(request)
+    check = RelayCheck.latest(mta, account)
+    if check and check.active and jobs.expire_stale():
+        check.refresh_from_db()
+    context = _relay_context(mta, account, check)
+    context.update(accounts=Account.objects.all(), health=health.current())
+    return render(request, "panel/relay.html", context)
+
+
+@require_GET
+@panel_view(PERM_VIEW)
+def relay_check_status(request: HttpRequest, mta: str, check_id: int) -> HttpResponse:
+    """The check block, polled every second while the job runs."""
+    check = get_object_or_404(RelayCheck, pk=check_id, mta=_relay_mta(mta))
+    context = _relay_context(mta, check.account, check)
+    return polled(request, "panel/relay.html#check", context, check)
+
+
+@require_POST
+@panel_view(PERM_RUN)
+def relay_check_start(request: HttpRequest, mta: str) -> HttpResponse:
+    mta = _relay_mta(mta)
+    account = _posted_account(request)
+    try:
+        check = services.start_relay_check(mta, account, request.user)
+    except services.NotAccepted as exc:
+        return notice(request, str(exc), back=_relay_url(mta, account))
+    if request.htmx:
+        return render(request, "panel/relay.html#check", _relay_context(mta, account, check))
+    return redirect(_relay_url(mta, account))
+
+
+def _confirmable(mta: str, raw: str | None) -> RelayCheck:
+    """The finished check whose configuration an administrator is asked to write."""
+    try:
+        check = RelayCheck.objects.filter(pk=int(raw or ""), mta=mta).first()
+    except ValueError:
+        check = None
+    if check is None or check.account is None:
+        raise Http404
+    return check
+
+
+@require_http_methods(["GET", "POST"])
+@panel_view(PERM_CHANGE)
+def relay_apply(request: HttpRequest, mta: str) -> HttpResponse:
+    """GET: exactly what would be written, and a confirmation form. POST with
+    ``confirm=1``: queue the write. A POST without it only shows the page again."""
+    mta = _relay_mta(mta)
+    source = request.POST if request.method == "POST" else request.GET
+    check = _confirmable(mta, source.get("check"))
+    account = check.account
+    back = _relay_url(mta, account)
+    if check.active or check.state == State.FAILED or not check.config:
+        return notice(
+            request,
+            _("There is no finished check with a configuration to write: check the relay first."),
+            back=back,
+        )
+    if request.method == "POST" and request.POST.get("confirm") == "1":
+        try:
+            services.start_relay_apply(check, request.user)
+        except services.NotAccepted as exc:
+            return notice(request, str(exc), back=back)
+        messages.info(
+            request,
+            _("The configuration is being written; the result appears below."),
+        )
+        return redirect(back)
+    context = _relay_context(mta, account, check)
+    context["unconfirmed"] = request.method == "POST"
+    return render(request, "panel/relay_confirm.html", context)
+
+
+@require_POST
+@panel_view(PERM_RUN)
+def relay_test(request: HttpRequest, mta: str) -> HttpResponse:
+    """A test mail through this relay's sendmail, followed until delivered or not:
+    the overview's postfix/exim row, started from here."""
+    mta = _relay_mta(mta)
+    account = _posted_account(request)
+    try:
+        services.start_tests(account, [mta], request.user)
+    except services.NotAccepted as exc:
+        return notice(request, str(exc), back=_relay_url(mta, account))
+    if request.htmx:
+        return render(request, "panel/relay.html#test", _relay_context(mta, account, None))
+    return redirect(_relay_url(mta, account))
+
+
+@require_GET
+@panel_view(PERM_VIEW)
+def relay_test_status(request: HttpRequest, mta: str, account_id: int) -> HttpResponse:
+    """The newest relay test mail, polled while it runs."""
+    mta = _relay_mta(mta)
+    account = get_object_or_404(Account, pk=account_id)
+    context = _relay_context(mta, account, None)
+    return polled(request, "panel/relay.html#test", context, context["send"])
