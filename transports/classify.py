@@ -99,18 +99,23 @@ TLS_UP = re.compile(
     r"|^CONNECTION ESTABLISHED|^TLS session parameters|tls_socket_(?:read|write)",
     re.I | re.M,
 )
-# Lines by which a tool shows that it echoes the SMTP dialogue: without them (s-nail)
-# the transcript cannot tell at which command a connection ended.
+# Lines by which a tool shows that it echoes the SMTP dialogue: without them (s-nail
+# below -vv) the transcript cannot tell at which command a connection ended.
 _ECHOES = re.compile(
     r"^(?:\* Connected to |<-- |--> |< \d{3}|\[[^\]]*\] (?:Connected to \S+ on fd=|\d+[<>] )"
-    r"|(?:[\w.-]+: )?[SC]: |reading recipients from)",
+    r"|(?:[\w.-]+: )?[SC]: |(?:[\w.-]+: )?>>> |reading recipients from)",
     re.M,
 )
 # A command the client sent, as curl (> ), msmtp (-->), mutt ([time] 4>), Mailutils and
-# our s_client dialogue (C: ) echo it.
-_SENT = re.compile(r"^(?:> |--> |\[[^\]]*\] \d+> |(?:[\w.-]+: )?C: )([A-Za-z]+)", re.M)
+# our s_client dialogue (C: ) and s-nail -vv (s-nail: >>> ) echo it.
+_SENT = re.compile(
+    r"^(?:> |--> |\[[^\]]*\] \d+> |(?:[\w.-]+: )?C: |(?:[\w.-]+: )?>>> (?!SERVER: ))([A-Za-z]+)",
+    re.M,
+)
 # A reply line of the server, as the same tools echo it.
-_RECEIVED = re.compile(r"^(?:< |<-- |\[[^\]]*\] \d+< |(?:[\w.-]+: )?S: )")
+_RECEIVED = re.compile(
+    r"^(?:< |<-- |\[[^\]]*\] \d+< |(?:[\w.-]+: )?S: |(?:[\w.-]+: )?>>> SERVER: )"
+)
 _RECEIVED_ANY = re.compile(_RECEIVED.pattern, re.M)
 COMMAND_STEPS = {
     "EHLO": Step.EHLO,
@@ -259,6 +264,17 @@ def _oversized_reply(text: str) -> tuple[int, str] | None:
     return None
 
 
+def _unanswered(text: str) -> str | None:
+    """"no reply to EHLO" when the echoed dialogue ends with a command of ours."""
+    sent = list(_SENT.finditer(text))
+    if not sent or sent[-1].group(1).upper() not in COMMAND_STEPS:
+        return None
+    last_reply = max((m.start() for m in _RECEIVED_ANY.finditer(text)), default=-1)
+    if last_reply > sent[-1].start():
+        return None
+    return f"no reply to {sent[-1].group(1).upper()}: the connection ended"
+
+
 def broken_off(text: str, implicit_tls: bool) -> tuple[Step, str, str] | None:
     """(step, reason code, the tool's words) when the transcript shows that the server's
     reply was too long or not SMTP, that its EHLO reply named no STARTTLS, or that the
@@ -277,6 +293,8 @@ def broken_off(text: str, implicit_tls: bool) -> tuple[Step, str, str] | None:
     if line := next((ln for ln in own if STARTTLS_MISSING.search(ln)), None):
         return Step.EHLO, NO_STARTTLS, line[:300]
     closed = next((ln for ln in own if CLOSED.search(ln) or TLS_ERROR_WORDS.search(ln)), None)
+    if closed is None and not _TIMED_OUT.search(text):
+        closed = _unanswered(text)  # s-nail may end without a word: its echo stops there
     if closed is None or _TIMED_OUT.search(closed):
         return None  # "network read error: the operation timed out" is msmtp's timeout
     starttls_sent = Step.TLS in _sent_steps(text)
@@ -300,6 +318,9 @@ _NOISE = re.compile(
     r"Activation time|Expiration time):"
     r"|(?:SSL|TLS) connection using|TLS certificate ok|^Verification: OK|^Verified peername"
     r"|^Peer certificate:|^TLS session parameters"
+    # s-nail's printout of a certificate it accepted (-v), before any failure.
+    r"|TLS \w+ fingerprint:|Certificate depth \d|Comparing subject_alt_name"
+    r"|^(?:[\w.-]+: +)?(?:subject|issuer|notBefore|notAfter) = "
 )
 # Mailutils' only word for any TLS failure, a failed handshake and a dropped session alike.
 TLS_ERROR_WORDS = re.compile(r"\bTLS error\b")

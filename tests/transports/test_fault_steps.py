@@ -41,7 +41,8 @@ TLS_CODES = {"tls", "tls_untrusted", "tls_hostname", "tls_version", "tls_mode", 
 # s-nail (and Heirloom syntax on it) echoes no SMTP dialogue: after "TLS connection using
 # TLSv1.3" it says only "Unexpected EOF on SMTP connection" (or, when the server's close
 # comes as a reset, nothing but "... message not sent"), whatever command it was at.
-NO_DIALOGUE = {"s-nail", "heirloom-syntax-on-s-nail"}
+# s-nail shows the dialogue with -vv (its own transport); Heirloom's syntax has -Sverbose.
+NO_DIALOGUE = {"heirloom-syntax-on-s-nail"}
 # mutt prints only "SMTP session failed: read error"; its dialogue is in its debug file,
 # which CommandTransport reads into the transcript but does not give to outcome(): the
 # step cannot be told from what classification sees.
@@ -164,7 +165,8 @@ def test_a_connection_closed_right_after_the_handshake(command, faulty, mode):
 
     assert server.reached("closed_after_handshake")
     assert_no_wrong_tls_or_timeout(result)
-    if command.id in NO_DIALOGUE:
+    # s-nail -vv echoes the dialogue from the greeting on: a close before it shows nothing.
+    if command.id in NO_DIALOGUE or (command.id == "s-nail" and mode is Mode.SMTPS):
         assert result.step is Step.UNKNOWN, str(result.reason)
         assert result.reason_code in ("connection_closed", "unknown")
     elif command.id in DIALOGUE_NOT_CLASSIFIED:
