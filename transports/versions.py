@@ -208,15 +208,6 @@ def parse_assignments(text: str) -> dict[str, str]:
     return {name.strip(): value.strip() for name, sep, value in pairs if sep and name.strip()}
 
 
-def parse_postconf_version(text: str) -> VersionInfo:
-    """``postconf -d mail_version``.
-
-    >>> parse_postconf_version("mail_version = 3.7.11")
-    VersionInfo(version='3.7.11', library=None, library_version=None)
-    """
-    return VersionInfo(parse_assignments(text).get("mail_version") or None)
-
-
 def parse_exim_version(text: str) -> VersionInfo:
     """``exim -bV``: version, ``Support for:`` line, and the runtime library version.
 

@@ -29,14 +29,8 @@ from .model import (
 )
 from .postfix import PostfixRelay
 
-RELAYS: dict[str, type[PostfixRelay] | type[EximRelay]] = {
-    "postfix": PostfixRelay,
-    "exim": EximRelay,
-}
-
 __all__ = [
     "BOUNCED_BY",
-    "RELAYS",
     "ApplyResult",
     "ConfigFile",
     "Difference",

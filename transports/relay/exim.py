@@ -45,7 +45,6 @@ EXIM_GROUP = "Debian-exim"  # compiled in; passwd.client must be readable by it
 TRANSPORT = "remote_smtp_smarthost"
 COMMAND_TIMEOUT = 30.0
 MACRO_PREFIX = "REMOTE_SMTP_SMARTHOST_"
-MACROS = ("HOSTS_REQUIRE_TLS", "TLS_VERIFY_CERTIFICATES", "TLS_VERIFY_HOSTS", "PROTOCOL")
 TRANSPORT_OPTIONS = (
     "protocol",
     "port",

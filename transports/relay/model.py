@@ -92,18 +92,6 @@ class RelayAccount:
                 )
             object.__setattr__(self, "tls_name", name)
 
-    @classmethod
-    def from_target(cls, target: Target, tls_name: str | None = None) -> RelayAccount:
-        return cls(
-            host=target.host,
-            port=target.port,
-            user=target.user,
-            password=target.password,
-            mode=target.mode,
-            ca_file=target.ca_file,
-            tls_name=tls_name,
-        )
-
     @property
     def implicit_tls(self) -> bool:
         return self.mode is Mode.SMTPS
