@@ -17,6 +17,7 @@ label=${SUPERVISE_LABEL:-xmailadmin}
 max_restarts=${SUPERVISE_MAX_RESTARTS:-5}
 window=${SUPERVISE_WINDOW:-60}
 backoff_max=${SUPERVISE_BACKOFF_MAX:-10}
+stop_timeout=${SUPERVISE_STOP_TIMEOUT:-10} # then KILL: a stop never hangs on one child
 
 say() { echo "== $label: $*" >&2; }
 
@@ -102,7 +103,22 @@ stop_all() {
     local live=()
     for pid in "${pids[@]}" $timer; do [ -n "$pid" ] && live+=("$pid"); done
     [ "${#live[@]}" -gt 0 ] && kill -TERM "${live[@]}" 2>/dev/null
+    local deadline=$((EPOCHSECONDS + stop_timeout)) left=("${live[@]}")
+    while [ "${#left[@]}" -gt 0 ] && [ "$EPOCHSECONDS" -lt "$deadline" ]; do
+        local still=()
+        for pid in "${left[@]}"; do running "$pid" && still+=("$pid"); done
+        left=("${still[@]}")
+        [ "${#left[@]}" -gt 0 ] && sleep 0.1
+    done
+    [ "${#left[@]}" -gt 0 ] && kill -KILL "${left[@]}" 2>/dev/null
     wait 2>/dev/null
+}
+
+running() { # a process that has not ended (an unreaped child is a zombie: ended)
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [ "${stat%% *}" != Z ]
 }
 trap 'stop_all; exit 130' INT
 trap 'stop_all; exit 143' TERM
