@@ -209,12 +209,9 @@ def _database_url() -> str:
     raise RuntimeError(f"no worker for database engine {data['ENGINE']}")
 
 
-@contextmanager
-def worker_process(queue: str, var: Path) -> Iterator[WorkerProcess]:
-    """``celery -A xmailadmin worker`` on Redis for ``queue``, reading and writing the
-    test database; stopped (TERM, then KILL) on leaving."""
-    log = var / "worker.log"
-    env = {
+def worker_env(queue: str, var: Path, **extra: str) -> dict[str, str]:
+    """The environment of a test worker: the test database and keys, Redis, ``queue``."""
+    return {
         **os.environ,
         "DATABASE_URL": _database_url(),
         "REDIS_URL": _redis_url(),
@@ -223,8 +220,16 @@ def worker_process(queue: str, var: Path) -> Iterator[WorkerProcess]:
         "DJANGO_SECRET_KEY": settings.SECRET_KEY,
         "XMAILADMIN_HEARTBEAT_SECONDS": "1",
         "XMAILADMIN_VAR_DIR": str(var),
-        "XMAILADMIN_LOG_LEVEL": "DEBUG",
+        **extra,
     }
+
+
+@contextmanager
+def worker_process(queue: str, var: Path) -> Iterator[WorkerProcess]:
+    """``celery -A xmailadmin worker`` on Redis for ``queue``, reading and writing the
+    test database; stopped (TERM, then KILL) on leaving."""
+    log = var / "worker.log"
+    env = worker_env(queue, var, XMAILADMIN_LOG_LEVEL="DEBUG")
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [

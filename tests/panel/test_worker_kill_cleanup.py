@@ -30,8 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SESSION_QUEUE, WorkerProcess, _database_url, _redis_answers, _redis_url
-from django.conf import settings
+from conftest import REPO, SESSION_QUEUE, WorkerProcess, _redis_answers, _redis_url, worker_env
 
 from transports.secrecy import secret_forms
 from xmailadmin import services
@@ -159,19 +158,12 @@ def worker(queue: str, var: Path, runtime: Path) -> Iterator[WorkerProcess]:
     at once and a send timeout far beyond the test; the private folders in ``runtime``."""
     var.mkdir(parents=True, exist_ok=True)
     log = var / "worker.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "REDIS_URL": _redis_url(),
-        "XMAILADMIN_CELERY_QUEUE": queue,
-        "XMAILADMIN_FERNET_KEY": ",".join(settings.FERNET_KEYS),
-        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
-        "XMAILADMIN_HEARTBEAT_SECONDS": "1",
-        "XMAILADMIN_VAR_DIR": str(var),
-        "XMAILADMIN_RUNTIME_DIR": str(runtime),
-        "XMAILADMIN_SEND_TIMEOUT": "90",
-        "CELERY_TASK_TIME_LIMIT": "120",
-    }
+    env = worker_env(
+        queue, var,
+        XMAILADMIN_RUNTIME_DIR=str(runtime),
+        XMAILADMIN_SEND_TIMEOUT="90",
+        CELERY_TASK_TIME_LIMIT="120",
+    )  # fmt: skip
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [
