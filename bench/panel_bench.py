@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/panel_bench.py [--requests 40] [--redis URL]
 
-Starts, on loopback only: the SMTP test server (tests/smtp_server.py), gunicorn as
+Starts, on loopback only: the SMTP test server (tests/support/smtp_server.py), gunicorn as
 scripts/run.sh starts it (2 workers x 8 threads) and a Celery worker (16 processes)
 on Redis, all on a throw-away var/ folder. Then
 
@@ -31,7 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "support"))
 
 SITE = """
 from django.http import HttpResponse
@@ -75,9 +75,10 @@ def main() -> None:
     )
     sys.path.insert(0, str(site))
 
+    import pki
     import smtp_server
 
-    smtp = smtp_server.SmtpTestServer(smtp_server.make_pki(work / "pki"), work / "mail").start()
+    smtp = smtp_server.SmtpTestServer(pki.make_pki(work / "pki"), work / "mail").start()
     py = sys.executable
     subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=REPO, check=True)
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/send_bench.py [--mode starttls|smtps|both] [--repeat N] [--check]
 
-Starts the loopback SMTP test server (tests/smtp_server.py, 127.0.0.1 only, TLS + AUTH),
+Starts the loopback SMTP test server (tests/support/smtp_server.py, 127.0.0.1 only, TLS + AUTH),
 then per mode and repetition sends one message through each installed SMTP-speaking
 command alone, one after the other, and then through all of them at once, one thread per
 command, as the panel's "test all" does. Every send must pass and every message must
@@ -29,11 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-for folder in (ROOT, ROOT / "tests"):
+for folder in (ROOT, ROOT / "tests", ROOT / "tests" / "support"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-from smtp_server import TEST_ID_HEADER, SmtpTestServer, header_is, make_pki  # noqa: E402
+from pki import make_pki  # noqa: E402
+from smtp_server import TEST_ID_HEADER, SmtpTestServer, header_is  # noqa: E402
 
 from bench.common import cpu_seconds, machine_cpu, ms, print_cpu, verdict_line  # noqa: E402
 from transports.base import Mode, SendResult, Target, Transport  # noqa: E402

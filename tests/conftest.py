@@ -13,12 +13,15 @@ from pathlib import Path
 
 import pytest
 
-# tests/smtp_server.py is imported by name, also under --import-mode=importlib.
-_TESTS_DIR = str(Path(__file__).resolve().parent)
-if _TESTS_DIR not in sys.path:
-    sys.path.insert(0, _TESTS_DIR)
+# The helpers in tests/ and tests/support/ (the PKI, the SMTP test server) are imported
+# by name, also under --import-mode=importlib.
+_TESTS_DIR = Path(__file__).resolve().parent
+for _folder in (str(_TESTS_DIR), str(_TESTS_DIR / "support")):
+    if _folder not in sys.path:
+        sys.path.insert(0, _folder)
 
 import smtp_server as smtpd  # noqa: E402
+from pki import Pki, make_pki  # noqa: E402
 
 STRICT_ENV = "XMAILADMIN_STRICT"
 
@@ -27,13 +30,13 @@ STRICT_ENV = "XMAILADMIN_STRICT"
 
 
 @pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> smtpd.Pki:
-    return smtpd.make_pki(tmp_path_factory.mktemp("pki"))
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="session")
 def smtp_server(
-    pki: smtpd.Pki, tmp_path_factory: pytest.TempPathFactory
+    pki: Pki, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[smtpd.SmtpTestServer]:
     # One per session, hence one per xdist worker, each on its own free ports.
     with smtpd.SmtpTestServer(pki, tmp_path_factory.mktemp("smtp-received")) as server:

@@ -201,9 +201,11 @@ def test_passes():
 
 @pytest.fixture
 def inner_suite(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A pytest project with this suite's conftest.py and smtp_server.py."""
+    """A pytest project with this suite's conftest.py and support/."""
     pytester.makeconftest((TESTS_DIR / "conftest.py").read_text())
-    pytester.makepyfile(smtp_server=(TESTS_DIR / "smtp_server.py").read_text())
+    support = pytester.mkdir("support")
+    for name in ("smtp_server.py", "pki.py"):
+        (support / name).write_text((TESTS_DIR / "support" / name).read_text())
     return pytester
 
 

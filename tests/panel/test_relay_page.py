@@ -2,7 +2,7 @@
 until delivered, from the panel.
 
 The tasks run in this process (``.apply``), as in test_tasks.py, against a private
-postfix (tests/relay/private_mta.py) that relays to the session's SMTP test server:
+postfix (tests/transports/relay/private_mta.py) that relays to the session's SMTP test server:
 XMAILADMIN_POSTFIX_CONFIG_DIR points the panel at it. The browser test (test_browser.py)
 runs a check in the real worker against the machine's own postfix.
 """
@@ -32,7 +32,7 @@ from xmailadmin import jobs
 from xmailadmin.models import Account, AuditEntry, RelayCheck, State, TestSend
 from xmailadmin.tasks import relay_apply, relay_check, send_test
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "relay"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "transports" / "relay"))
 from private_mta import PrivateExim, PrivatePostfix, private_exim_binary  # noqa: E402
 
 pytestmark = pytest.mark.django_db

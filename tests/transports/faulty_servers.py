@@ -1,7 +1,7 @@
 """Small SMTP servers on 127.0.0.1 that go wrong in one chosen way, for failure tests.
 
 Each speaks just enough SMTP (EHLO, STARTTLS, AUTH PLAIN/LOGIN, MAIL, RCPT, DATA)
-over real sockets, with the test PKI of tests/smtp_server.py (STARTTLS or implicit
+over real sockets, with the test PKI of tests/support/smtp_server.py (STARTTLS or implicit
 TLS), and then does the one thing it is made for:
 
 - ``DROP_IN_DATA``: a proper dialogue with AUTH, then, after 354 and some bytes of
@@ -26,7 +26,8 @@ import ssl
 import threading
 from pathlib import Path
 
-from smtp_server import DEFAULT_PASSWORD, DEFAULT_USER, HOST, Pki
+from pki import Pki
+from smtp_server import DEFAULT_PASSWORD, DEFAULT_USER, HOST
 
 DROP_IN_DATA = "drop_in_data"
 HUGE_EHLO = "huge_ehlo"  # 10 MB of "250-" lines, no last line

@@ -1,7 +1,7 @@
 """sendmail of a local relay only queues: its exit 0 is never a pass.
 
 With a relay to follow, a pass needs the relay's own word that it delivered
-(tests/relay/ runs that against real postfix and exim instances). A stand-in
+(tests/transports/relay/ runs that against real postfix and exim instances). A stand-in
 sendmail feeds no queue that can be followed, so its 0 stays "queued, delivery
 not verified"; a relay that is not running gets nothing handed over at all.
 """

@@ -1,5 +1,5 @@
 """Fixtures of the relay tests: a private postfix or exim per test, relaying to the
-session's loopback SMTP server (tests/smtp_server.py).
+session's loopback SMTP server (tests/support/smtp_server.py).
 
 Every test gets its own instance (configuration, queue, log in a directory of its
 own, no listening port), so tests are isolated from each other, from the machine's
@@ -13,8 +13,8 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
+from pki import Pki
 from private_mta import PrivateExim, PrivatePostfix, private_exim_binary
-from smtp_server import Pki
 
 
 def _require_root() -> None:

@@ -24,7 +24,7 @@ from transports.relay.procs import process_alive, wait_gone
 
 HOSTNAME = "relaytest.localdomain"
 STOP_TIMEOUT = 10.0
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _private_base(prefix: str, ca_file: str | os.PathLike[str]) -> tuple[Path, str]:

@@ -1,7 +1,7 @@
 """Relay backups are pruned, a password map's backup lives only while a rollback may
 need it (0600 meanwhile), and switching accounts leaves no old credential behind: not
 in the map, not in a compiled form of it, not in a backup. On a real private postfix
-and exim (tests/relay/conftest.py)."""
+and exim (tests/transports/relay/conftest.py)."""
 
 from __future__ import annotations
 

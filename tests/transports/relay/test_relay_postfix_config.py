@@ -21,7 +21,7 @@ from transports.base import Mode
 from transports.relay.files import BACKUP_INFIX
 from transports.relay.procs import wait_gone
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def settings_of(differences) -> set[str]:
