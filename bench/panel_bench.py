@@ -10,8 +10,12 @@ on Redis, all on a throw-away var/ folder. Then
    account, a probe and a test per command) and a trivial Django view on the same
    server; prints mean / p95 latency and the ratio of the means (goal <= 2).
 2. clicks "send test mail" for each enabled command alone (one after the other)
-   and then "test all"; click-to-final is the time from the POST until the last
-   row is final. Prints "test all" against the slowest single click (goal <= 1.5).
+   and then "test all", and follows the rows as the page does: each running row is
+   polled at the delay its last fragment asked for (``hx-trigger="every ..."``) until
+   the answer is 286. Click-to-final is the time from the POST until the last row
+   shown is final; "shown late" is how long after its row's ``finished_at`` the page
+   showed it (goal <= 0.25 s). Prints "test all" against the slowest single send
+   (goal <= 1.5), both as the database saw it and as the page showed it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import re
 import secrets
 import statistics
 import subprocess
@@ -27,6 +32,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,6 +78,7 @@ def main() -> None:
         DJANGO_SETTINGS_MODULE="bench_settings",
         PYTHONPATH=f"{site}:{REPO}",
         XMAILADMIN_PROBE_INTERVAL="0",
+        XMAILADMIN_TEST_MAILS_PER_MINUTE="10000",  # the rounds send far more than 30
     )
     sys.path.insert(0, str(site))
 
@@ -97,7 +104,7 @@ def main() -> None:
     )
     from django.contrib.sessions.backends.db import SessionStore
 
-    from xmailadmin import services
+    from xmailadmin import order
     from xmailadmin.models import (
         ACTIVE_STATES,
         Account,
@@ -148,18 +155,29 @@ def main() -> None:
         # A probe, then the vendor's recommendation: the suitable commands found.
         post(args.port, "/probe/", headers)
         wait(lambda: not ProbeRun.objects.filter(state__in=ACTIVE_STATES).exists(), 120, "probe")
-        services.save_order(services.vendor_recommendation())
+        order.save_order(order.vendor_recommendation())
         keys = [s.key for s in TransportSetting.ordered() if s.enabled]
 
-        def click(path: str) -> float:
-            start = time.monotonic()
-            post(args.port, path, headers)
+        def click(path: str) -> Click:
+            before = TestSend.objects.order_by("-id").values_list("id", flat=True).first() or 0
+            wall = time.time()
+            html = post(args.port, path, headers)
+            shown = follow(args.port, html, headers)
             wait(lambda: not TestSend.objects.filter(state__in=ACTIVE_STATES).exists(), 120, path)
-            return time.monotonic() - start
+            sends = TestSend.objects.filter(id__gt=before)
+            if not sends:
+                raise SystemExit(f"POST {path} queued no test: {html[:500]}")
+            finished = {s.command: s.finished_at.timestamp() for s in sends}
+            return Click(
+                in_db=max(finished.values()) - wall,
+                shown=max(shown.seen.values(), default=wall) - wall,
+                late=max((t - finished[k] for k, t in shown.seen.items()), default=0.0),
+                polls=shown.polls,
+            )
 
         click(f"/accounts/{account.pk}/test/")  # warm-up: every worker process has run once
-        singles: dict[str, list[float]] = {k: [] for k in keys}
-        alls: list[float] = []
+        singles: dict[str, list[Click]] = {k: [] for k in keys}
+        alls: list[Click] = []
         for _ in range(args.rounds):
             for key in keys:
                 singles[key].append(click(f"/accounts/{account.pk}/test/{key}/"))
@@ -189,16 +207,8 @@ def main() -> None:
             proc.wait(timeout=30)
         smtp.stop()
 
-    median = statistics.median
     print(f"commands tested (last test all): {', '.join(f'{k}={v}' for k, v in states.items())}")
-    slow = {k: median(v) for k, v in singles.items()}
-    slow_key = max(slow, key=slow.get)
-    print("single click-to-final (median): " + ", ".join(f"{k} {v:.2f}s" for k, v in slow.items()))
-    print(
-        f"test all click-to-final (median of {args.rounds}) {median(alls):.2f} s; slowest single "
-        f"{slow_key} {slow[slow_key]:.2f} s; "
-        f"ratio {median(alls) / slow[slow_key]:.2f} (goal <= 1.5)"
-    )
+    report_clicks(singles, alls)
     for i, r in enumerate(rounds, start=1):
         means = {name: statistics.mean(lat) * 1000 for name, lat in r.items()}
         print(
@@ -206,10 +216,10 @@ def main() -> None:
             + ", ".join(f"{n} mean {m:.1f} ms" for n, m in means.items())
             + f"; dashboard/trivial {means['dashboard'] / means['trivial view']:.2f}"
         )
-    ratio = median(
+    ratio = statistics.median(
         statistics.mean(r["dashboard"]) / statistics.mean(r["trivial view"]) for r in rounds
     )
-    ratio_login = median(
+    ratio_login = statistics.median(
         statistics.mean(r["dashboard"]) / statistics.mean(r["trivial view behind the login"])
         for r in rounds
     )
@@ -217,6 +227,84 @@ def main() -> None:
         f"dashboard / trivial view, {args.connections} connections: {ratio:.2f} "
         "(median; goal <= 2);"
         f" against a trivial view behind the login: {ratio_login:.2f}"
+    )
+
+
+@dataclass
+class Click:
+    in_db: float  # POST to the last row final in the database
+    shown: float  # POST to the last row shown final by the polling page
+    late: float  # the longest a final row waited for the page to show it
+    polls: int  # GETs the page made meanwhile
+
+
+@dataclass
+class Followed:
+    seen: dict[str, float] = field(default_factory=dict)  # command: when shown final
+    polls: int = 0
+
+
+POLLED_ROW = re.compile(
+    r'<tr id="row-(?P<key>[\w-]+)"[^>]*hx-get="(?P<url>[^"]+)"'
+    r' hx-trigger="every (?P<n>[\d.]+)(?P<unit>ms|s)"'
+)
+
+
+def _delay(match: re.Match) -> float:
+    return float(match["n"]) / (1000 if match["unit"] == "ms" else 1)
+
+
+def follow(port: int, html: str, headers: dict) -> Followed:
+    """What htmx does with the returned rows: each polled row GETs its URL after the
+    delay its fragment names, swaps in the answer and goes on until a 286."""
+    followed = Followed()
+    lock = threading.Lock()
+
+    def poll(key: str, url: str, delay: float) -> None:
+        while True:
+            time.sleep(delay)
+            status, body = request(port, "GET", url, headers)
+            with lock:
+                followed.polls += 1
+            if status == 286:
+                with lock:
+                    followed.seen[key] = time.time()
+                return
+            match = POLLED_ROW.search(body.decode())
+            if status != 200 or match is None:
+                raise SystemExit(f"GET {url}: {status} {body[:300]!r}")
+            delay = _delay(match)
+
+    threads = [
+        threading.Thread(target=poll, args=(m["key"], m["url"].replace("&amp;", "&"), _delay(m)))
+        for m in POLLED_ROW.finditer(html)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return followed
+
+
+def report_clicks(singles: dict[str, list[Click]], alls: list[Click]) -> None:
+    median = statistics.median
+    slow = {k: median(c.in_db for c in v) for k, v in singles.items()}
+    slow_key = max(slow, key=slow.get)
+    print("single click-to-final in the database (median): "
+          + ", ".join(f"{k} {v:.2f}s" for k, v in slow.items()))  # fmt: skip
+    in_db, shown = median(c.in_db for c in alls), median(c.shown for c in alls)
+    late = max(c.late for c in [*alls, *(c for v in singles.values() for c in v)])
+    slow_shown = max(median(c.shown for c in v) for v in singles.values())
+    print(
+        f"test all click-to-final (median of {len(alls)}): in the database {in_db:.2f} s, "
+        f"shown {shown:.2f} s; slowest single send {slow_key} {slow[slow_key]:.2f} s; "
+        f"ratio shown/slowest {shown / slow[slow_key]:.2f} (goal <= 1.5); "
+        f"against the slowest single click as shown ({slow_shown:.2f} s): "
+        f"{shown / slow_shown:.2f}"
+    )
+    print(
+        f"a final row shown at most {late:.2f} s after its result (goal <= 0.25); "
+        f"polls per test all (median) {median(c.polls for c in alls):.0f}"
     )
 
 
@@ -235,10 +323,11 @@ def request(port: int, method: str, path: str, headers: dict, conn=None):
             conn.close()
 
 
-def post(port: int, path: str, headers: dict) -> None:
+def post(port: int, path: str, headers: dict) -> str:
     status, body = request(port, "POST", path, headers)
     if status != 200:
         raise SystemExit(f"POST {path}: {status} {body[:300]!r}")
+    return body.decode()
 
 
 def wait(predicate, timeout: float, what: str) -> None:

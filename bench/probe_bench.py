@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import cpu_seconds, machine_cpu, ms, print_cpu, verdict_line  # noqa: E402
-from transports import detection, tlsinfo  # noqa: E402
+from transports import probe, run, tlsinfo  # noqa: E402
 from transports.catalogue import KEYS  # noqa: E402
 
 R = TypeVar("R")
@@ -65,7 +65,7 @@ assert tuple(row[0] for row in VENDOR_ROWS) == KEYS, "one vendor row per catalog
 
 def reset_caches() -> None:
     """Forget what an earlier detection learnt (the library versions, per file)."""
-    for module in (tlsinfo, detection):
+    for module in (tlsinfo, probe):
         clear = getattr(module, "clear_version_cache", None)
         if clear is not None:
             clear()
@@ -105,7 +105,7 @@ def shell_env() -> dict[str, str]:
     """An administrator's root shell: PATH with the sbin directories, English output."""
     env = dict(os.environ)
     dirs = env.get("PATH", os.defpath).split(os.pathsep)
-    dirs += [d for d in detection.SBIN_DIRS if d not in dirs]
+    dirs += [d for d in run.SBIN_DIRS if d not in dirs]
     env["PATH"] = os.pathsep.join(dirs)
     env["LC_ALL"] = "C"
     return env
@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     cpus = len(os.sched_getaffinity(0))
     # One untimed round: imports, the page cache and pyenv's shims are warm for everyone.
     for key in KEYS:
-        timed(lambda key=key: detection.detect(key))
-    timed(detection.probe_all)
+        timed(lambda key=key: probe.detect(key))
+    timed(probe.probe_all)
     vendor_loop(env)
 
     single: dict[str, list[float]] = {key: [] for key in KEYS}
@@ -154,10 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     load = Load()  # during the probe_all() runs
     for _ in range(args.repeat):
         for key in KEYS:
-            seconds, det = timed(lambda key=key: detection.detect(key))
+            seconds, det = timed(lambda key=key: probe.detect(key))
             single[key].append(seconds)
             found[key] = det.found
-        seconds, rows = timed(detection.probe_all, load)
+        seconds, rows = timed(probe.probe_all, load)
         whole.append(seconds)
         for row in rows:
             inside[row.key].append(row.duration_s)

@@ -38,8 +38,8 @@ from smtp_server import TEST_ID_HEADER, SmtpTestServer, header_is  # noqa: E402
 
 from bench.common import cpu_seconds, machine_cpu, ms, print_cpu, verdict_line  # noqa: E402
 from transports.base import Mode, SendResult, Target, Transport  # noqa: E402
+from transports.catalogue import transport_for  # noqa: E402
 from transports.message import build_test_message  # noqa: E402
-from transports.registry import get  # noqa: E402
 
 GOAL_PARALLEL = 1.5  # parallel wall time / slowest single send
 # The SMTP-speaking commands the brief names, in catalogue order.
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = [Mode.STARTTLS, Mode.SMTPS] if args.mode == "both" else [Mode(args.mode)]
     cpus = len(os.sched_getaffinity(0))
 
-    transports = [get(key) for key in COMMANDS]
+    transports = [transport_for(key) for key in COMMANDS]
     installed = [t for t in transports if t.which() is not None]
     missing = [t.key for t in transports if t.which() is None]
     print(

@@ -9,18 +9,19 @@ import ssl
 from pathlib import Path
 
 import pytest
-from smtp_server import TEST_ID_HEADER, SilentServer, SmtpTestServer, header_is
+from smtp_server import DEFAULT_USER, TEST_ID_HEADER, SilentServer, SmtpTestServer, header_is
 
 pytest_plugins = ["pytester"]
 
 TESTS_DIR = Path(__file__).resolve().parent
 CLIENT_NAME = "client.example"  # smtplib would otherwise ask DNS for our FQDN
+SENDER = "absender@example.org"  # one the test login owns
 
 
 def _message(test_id: str, body: bytes = b"Gr\xc3\xbc\xc3\x9fe\r\n") -> bytes:
     # A leading dot (dot-stuffed on the wire) and 8-bit text: both must come back verbatim.
     return (
-        b"From: Sender <sender@example.org>\r\n"
+        b"From: Sender <absender@example.org>\r\n"
         b"To: rcpt@example.org\r\n"
         b"Subject: smtpd fixture\r\n"
         + f"{TEST_ID_HEADER}: {test_id}\r\n".encode()
@@ -52,7 +53,7 @@ def _open(port: int, *, implicit: bool, cafile: Path) -> smtplib.SMTP:
 def _send(server: SmtpTestServer, port: int, raw: bytes, *, implicit: bool) -> None:
     with _open(port, implicit=implicit, cafile=server.ca_file) as client:
         client.login(server.user, server.password)
-        client.sendmail("sender@example.org", ["rcpt@example.org"], raw)
+        client.sendmail(SENDER, ["rcpt@example.org"], raw)
 
 
 @pytest.mark.parametrize(
@@ -68,9 +69,9 @@ def test_a_message_arrives_intact_with_auth_user_and_tls13(
     assert received.raw == raw
     assert received.message["Subject"] == "smtpd fixture"
     assert (received.listener, received.port) == (listener, smtp.ports[listener])
-    assert received.mail_from == "sender@example.org"
+    assert received.mail_from == SENDER
     assert received.rcpt_tos == ["rcpt@example.org"]
-    assert received.auth_user == "tester"
+    assert received.auth_user == DEFAULT_USER == "tester@example.org"
     assert received.helo == CLIENT_NAME
     assert received.tls_version == "TLSv1.3"
     assert received.cipher
@@ -119,6 +120,35 @@ def test_a_wrong_password_gets_535(smtp: SmtpTestServer) -> None:
 
     assert failure.value.smtp_code == 535
     assert failure.value.smtp_error == b"5.7.8 Authentication credentials invalid"
+
+
+def test_a_sender_the_login_does_not_own_is_refused_at_rcpt_like_postfix(
+    smtp: SmtpTestServer,
+) -> None:
+    with _open(smtp.smtps_port, implicit=True, cafile=smtp.ca_file) as client:
+        client.login(smtp.user, smtp.password)
+        assert client.mail("fremd@example.org")[0] == 250  # postfix waits for RCPT
+        code, reply = client.rcpt("rcpt@example.org")
+
+    assert code == 553
+    assert reply.decode() == (
+        "5.7.1 <fremd@example.org>: Sender address rejected: not owned by user tester@example.org"
+    )
+    assert smtp.messages() == []
+
+
+def test_the_owned_senders_are_configurable_and_case_blind(
+    pki, tmp_path: Path, mail_test_id: str
+) -> None:
+    with SmtpTestServer(pki, tmp_path, senders={"Own@Example.org"}) as server:
+        with _open(server.smtps_port, implicit=True, cafile=server.ca_file) as client:
+            client.login(server.user, server.password)
+            client.sendmail("own@example.ORG", ["rcpt@example.org"], _message(mail_test_id))
+            with pytest.raises(smtplib.SMTPRecipientsRefused):
+                client.sendmail(SENDER, ["rcpt@example.org"], _message("other"))
+
+        assert server.wait_for(1).auth_user == DEFAULT_USER
+        assert server.describe()["senders"] == ["own@example.org"]
 
 
 def test_auth_login_works_as_well_as_plain(smtp: SmtpTestServer) -> None:

@@ -1,11 +1,11 @@
 """The contract every mail command follows: what it is sent, what it reports.
 
 A transport is a small class whose ``send()`` hands one message to an SMTP
-target and says what happened; ``detection.detect(key)`` says whether the
-command is on this machine and which TLS library it uses. The shared steps
-(running a process with a timeout, keeping the password out of argv,
-removing secrets from transcripts, classifying failures) live here and in
-``run``/``secrecy``/``classify`` so a concrete transport stays short.
+target and says what happened, and whose ``detect()`` says whether the command
+is on this machine and which TLS library it uses. The shared steps (finding and
+running a process with a timeout, keeping the password out of argv, removing
+secrets from transcripts, classifying failures) live here and in
+``run``/``secrecy``/``classify``/``detection`` so a concrete transport stays short.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import enum
 import ipaddress
 import os
 import re
-import shutil
 import socket
 import ssl
 import stat
@@ -23,9 +22,12 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-from .run import RunOutput
+from .detection import Detection, VersionArgs, VersionParser, detect_binary
+from .run import RunOutput, locate
 from .secrecy import redact
 from .texts import Text, gettext_noop
+from .tlsinfo import RunFn
+from .versions import VersionInfo
 
 TRANSCRIPT_LIMIT = 20_000
 SENT = Text(gettext_noop("sent"))
@@ -319,24 +321,17 @@ class SendResult:
         return data
 
 
-@dataclass
-class Detection:
-    key: str
-    found: bool
-    path: str | None = None
-    version: str | None = None
-    tls_library: str | None = None  # "OpenSSL", "GnuTLS", "none", "unknown"
-    tls_library_version: str | None = None
-    tls12: str = "unknown"  # yes / partly / no / unknown
-    tls13: str = "unknown"
-    evidence: list[str] = field(default_factory=list)  # how the library was found
-    ldd_ssl: str = ""  # the vendor's `ldd $(which CMD) | grep ssl`, for comparison
-    note: str = ""
-    usable: bool = True  # found but missing something the send needs (e.g. a Perl module)
-    duration_s: float = 0.0
+_TLS_NAME = re.compile(r"(TLS|SSL)v?(\d(?:\.\d)?)")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+
+def tls_name(raw: str | None) -> str | None:
+    """Tools spell it TLS1.3, TLSv1.3 or TLSv1_3; the product says TLSv1.3."""
+    match = _TLS_NAME.search(raw.replace("_", ".")) if raw else None
+    return f"{match.group(1)}v{match.group(2)}" if match else None
+
+
+def _no_version(text: str) -> VersionInfo:
+    return VersionInfo()
 
 
 class Transport:
@@ -355,15 +350,34 @@ class Transport:
     # apply() checked; the account's may have changed since without touching them.
     reads_ca_file: ClassVar[bool] = True
 
+    # How the default detect() asks the command about itself: the version commands, tried
+    # in order until one answers, and the reader of their output.
+    version_args: ClassVar[VersionArgs] = ()
+    parse_version: ClassVar[VersionParser] = staticmethod(_no_version)
+
     def __init__(self, executable: str | None = None) -> None:
         self._executable = executable
 
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The names the command is looked up by, in order."""
+        return (cls.binary, *cls.candidates)
+
+    @classmethod
+    def detect(cls, executable: str | None = None, *, run_fn: RunFn | None = None) -> Detection:
+        """Whether the command is on this server and which TLS library it really uses.
+
+        ``executable`` replaces the lookup of :meth:`names`. The default runs the
+        ``version_args`` and reads them with ``parse_version``; commands whose TLS sits
+        elsewhere (a module, a daemon) override it.
+        """
+        return detect_binary(
+            cls.key, cls.names(), cls.version_args, cls.parse_version, executable, run_fn
+        )
+
     def which(self) -> str | None:
-        names = (self._executable,) if self._executable else (self.binary, *self.candidates)
-        for name in names:
-            if name and (path := shutil.which(name)):
-                return path
-        return None
+        """The binary a send runs: found the way :meth:`detect` finds it."""
+        return locate(self.names(), self._executable)
 
     def other_variant(self, exe: str) -> Text | None:
         """Why ``exe`` belongs to another catalogue row (s-nail 14 vs 15), or None.

@@ -49,6 +49,7 @@ CLOSED_IN_DATA = "closed_in_data"
 REPLY_TOO_LONG = "reply_too_long"
 NO_STARTTLS = "no_starttls"
 TLS_ERROR = "tls_error"
+SENDER_REFUSED = "sender_refused"
 CODE_REASONS: dict[str, str] = {
     CONNECTION_CLOSED: gettext_noop(
         "the connection ended before the server answered: the server closed it (or the "
@@ -69,7 +70,24 @@ CODE_REASONS: dict[str, str] = {
         "TLS failed and the command does not say why: the mode may not fit the port "
         "(465 = implicit TLS, others STARTTLS), or the server ended the connection"
     ),
+    SENDER_REFUSED: gettext_noop(
+        "the server refused the sender address %(sender)s: the login may not send as this "
+        "address, or the server does not accept it"
+    ),
 }
+
+# A reply that refuses the sender, whichever SMTP command it answers: postfix's
+# reject_sender_login_mismatch answers at RCPT ("553 5.7.1 <sender>: Sender address
+# rejected: not owned by user U"), and a tool reads that as a refused recipient. By the
+# enhanced status code (RFC 3463: X.1.7 bad sender address, X.1.8 bad sender's domain)
+# or by the words.
+SENDER_WORDS = re.compile(
+    r"\b[45]\.1\.[78]\b|sender address rejected|not owned by (?:user|the user|login)"
+    r"|sender (?:address )?(?:rejected|refused|not allowed|not authori[sz]ed)",
+    re.I,
+)
+# The steps at which a server may answer for the sender.
+_SENDER_ANSWERED_AT = frozenset({Step.MAIL_FROM, Step.RCPT_TO, Step.DATA})
 
 # The server's reply was too long or no SMTP at all, in the tools' words.
 TOO_LONG = re.compile(
@@ -170,6 +188,11 @@ PATTERNS: list[tuple[Step, re.Pattern[str]]] = [
 ]
 
 
+# OpenSSL's own reason why the certificate failed ("verify error:num=64:IP address
+# mismatch"), which s_client prints before its generic "certificate verify failed".
+_VERIFY_ERROR = re.compile(r"^verify error:num=\d+:", re.I)
+
+
 def _own_lines(text: str) -> list[str]:
     """The tool's own lines, latest first: not its echo of the dialogue, not its noise."""
     lines = [ln.strip() for ln in reversed(text.splitlines()) if ln.strip()]
@@ -185,6 +208,8 @@ def key_line(text: str) -> str:
     lines = [ln.strip() for ln in reversed(text.splitlines()) if ln.strip()]
     lines = [ln for ln in lines if not _NOISE.search(ln)] or lines
     own = [ln for ln in lines if not _DIALOGUE.match(ln)]
+    if verify_error := next((ln for ln in own if _VERIFY_ERROR.search(ln)), None):
+        return verify_error[:300]
     for candidates in (own, lines):
         for line in candidates:
             if any(pattern.search(line) for _step, pattern in PATTERNS):
@@ -265,7 +290,7 @@ def _oversized_reply(text: str) -> tuple[int, str] | None:
 
 
 def _unanswered(text: str) -> str | None:
-    """"no reply to EHLO" when the echoed dialogue ends with a command of ours."""
+    """ "no reply to EHLO" when the echoed dialogue ends with a command of ours."""
     sent = list(_SENT.finditer(text))
     if not sent or sent[-1].group(1).upper() not in COMMAND_STEPS:
         return None
@@ -331,7 +356,7 @@ TLS_ERROR_WORDS = re.compile(r"\bTLS error\b")
 TLS_REASONS = [
     (
         re.compile(
-            r"hostname|host name|does not match|no alternative|mismatch|verifycn|num=62", re.I
+            r"hostname|host name|does not match|no alternative|mismatch|verifycn|num=6[24]\b", re.I
         ),
         "tls_hostname",
         gettext_noop("the server certificate does not match the host name %(host)s"),
@@ -386,10 +411,20 @@ def _classified(step: Step, detail: str) -> tuple[str, str]:
     if step is Step.TLS:
         if tls := _tls_reason(detail):
             return tls
+    elif step in _SENDER_ANSWERED_AT and SENDER_WORDS.search(detail):
+        return SENDER_REFUSED, CODE_REASONS[SENDER_REFUSED]
     elif step not in _FIXED and CLOSED.search(detail) and not _TIMED_OUT.search(detail):
         code = CLOSED_IN_DATA if step is Step.DATA else CONNECTION_CLOSED
         return code, CODE_REASONS[code]
     return step.value, REASONS.get(step, REASONS[Step.UNKNOWN])
+
+
+def refined_step(step: Step, detail: str) -> Step:
+    """The step the server's reply is about: MAIL FROM for a sender refused at RCPT or
+    DATA, else ``step``."""
+    if step in _SENDER_ANSWERED_AT and SENDER_WORDS.search(detail):
+        return Step.MAIL_FROM
+    return step
 
 
 def reason_code(step: Step, detail: str = "") -> str:
@@ -416,6 +451,37 @@ def with_detail(text: Text, detail: str) -> Text:
     return Text(WITH_DETAIL, {"reason": text, "detail": detail}) if detail else text
 
 
+# The steps at which a server refuses with a reply of its own.
+_REFUSALS = frozenset({Step.EHLO, Step.AUTH, Step.MAIL_FROM, Step.RCPT_TO, Step.DATA})
+_REFUSAL_REPLY = re.compile(_RECEIVED.pattern + r"([45]\d\d(?:[ -].*)?)$", re.M)
+
+
+def with_server_reply(detail: str, text: str) -> str:
+    """The tool's words and, where they leave it out ("RCPT failed: 553"), the server's
+    last refusing reply as the transcript echoes it."""
+    replies = _REFUSAL_REPLY.findall(text)
+    reply = replies[-1].strip() if replies else ""
+    if not reply or reply[3:].strip(" -") in detail:
+        return detail
+    return f"{detail} / {reply}"[:600] if detail else reply[:300]
+
+
+def failed_at(
+    step: Step, target: Target, detail: str, code: str | None = None, exit_code: int | None = None
+) -> SendResult:
+    """A failed send at ``step`` (MAIL FROM when the reply refuses the sender), its
+    reason from the step and the tool's words."""
+    step = refined_step(step, detail)
+    return SendResult(
+        ok=False,
+        step=step,
+        reason=reason_for(step, target, detail, code),
+        reason_code=code or reason_code(step, detail),
+        exit_code=exit_code,
+        detail=detail,
+    )
+
+
 def failure(
     out: RunOutput, target: Target, step: Step | None = None, detail: str | None = None
 ) -> SendResult:
@@ -438,11 +504,6 @@ def failure(
         step, code, detail = found
     detail = detail if detail is not None else key_line(out.text)
     step = step or step_from_text(out.text)
-    return SendResult(
-        ok=False,
-        step=step,
-        reason=reason_for(step, target, detail, code),
-        reason_code=code or reason_code(step, detail),
-        exit_code=out.returncode,
-        detail=detail,
-    )
+    if step in _REFUSALS and code is None:
+        detail = with_server_reply(detail, out.text)
+    return failed_at(step, target, detail, code, exit_code=out.returncode)

@@ -3,7 +3,9 @@
     python -m transports probe [--json]
     python -m transports send COMMAND --host H --port P [--mode smtps|starttls]
         --user U --password-file F --from A --to B [--ca-file F] [--timeout S] [--json]
+    python -m transports detect-mode --host H --port P [--timeout S] [--json]
 
+``detect-mode`` exits 0 when the server showed a mode (one connection, no login).
 ``send`` exits 0 only when the mail went through; the password is read from
 a file (``-`` = first line of stdin), never from argv.
 """
@@ -16,15 +18,15 @@ import sys
 from collections.abc import Sequence
 
 from .base import Detection, Mode, SendResult, Target, TargetError
-from .catalogue import BY_KEY, KEYS
+from .catalogue import BY_KEY, KEYS, transport_for
 from .message import build_test_message
+from .mode_probe import detect_mode
+from .probe import probe_all
 
 EXIT_USAGE = 2
 
 
 def _probe(args: argparse.Namespace) -> int:
-    from .detection import probe_all
-
     rows = probe_all()
     if args.json:
         print(json.dumps([row.to_dict() for row in rows], indent=2, ensure_ascii=False))
@@ -65,8 +67,6 @@ def read_password(path: str) -> str:
 
 
 def _send(args: argparse.Namespace) -> int:
-    from .registry import get
-
     try:
         password = read_password(args.password_file)
         target = Target(
@@ -86,7 +86,7 @@ def _send(args: argparse.Namespace) -> int:
     message = build_test_message(
         sender=target.sender, recipient=target.recipient, command=args.command
     )
-    result = get(args.command).send(target, message)
+    result = transport_for(args.command).send(target, message)
     print(
         json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if args.json else summary(result)
     )
@@ -100,6 +100,15 @@ def summary(result: SendResult) -> str:
         lines.append(f"TLS: {result.tls_version}")
     lines += [f"warning: {w}" for w in result.warnings]
     return "\n".join(lines)
+
+
+def _detect_mode(args: argparse.Namespace) -> int:
+    found = detect_mode(args.host, args.port, timeout=args.timeout)
+    if args.json:
+        print(json.dumps(found.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(f"{found.mode.value if found.mode else 'unknown'}: {found.text}")
+    return 0 if found.mode else 1
 
 
 def parser() -> argparse.ArgumentParser:
@@ -121,6 +130,12 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--timeout", type=float, default=30.0)
     send.add_argument("--json", action="store_true")
     send.set_defaults(func=_send)
+    mode = sub.add_parser("detect-mode", help="ask the server whether it speaks STARTTLS or SMTPS")
+    mode.add_argument("--host", required=True)
+    mode.add_argument("--port", type=int, required=True)
+    mode.add_argument("--timeout", type=float, default=10.0)
+    mode.add_argument("--json", action="store_true")
+    mode.set_defaults(func=_detect_mode)
     return p
 
 

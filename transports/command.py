@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from .base import SENT, SendResult, Step, Target, Transport
+from .base import SENT, SendResult, Step, Target, Transport, tls_name
 from .classify import failure
 from .run import RunOutput, run
 from .secrecy import PrivateDir, private_dir
@@ -19,15 +19,6 @@ class Invocation:
     argv: list[str]
     stdin: bytes | None = None
     env: dict[str, str] = field(default_factory=dict)
-
-
-_TLS_NAME = re.compile(r"(TLS|SSL)v?(\d(?:\.\d)?)")
-
-
-def tls_name(raw: str | None) -> str | None:
-    """Tools spell it TLS1.3, TLSv1.3 or TLSv1_3; the product says TLSv1.3."""
-    match = _TLS_NAME.search(raw.replace("_", ".")) if raw else None
-    return f"{match.group(1)}v{match.group(2)}" if match else None
 
 
 class CommandTransport(Transport):

@@ -9,6 +9,7 @@ from .classify import CLOSED, TOO_LONG
 from .command import CommandTransport, Invocation
 from .run import RunOutput
 from .secrecy import PrivateDir
+from .versions import VersionInfo, canonical_library
 
 # curl's exit codes (man curl, "EXIT CODES") that name the step.
 EXIT_STEPS = {
@@ -25,6 +26,32 @@ REFUSED = [
 ]
 
 
+def _without_brackets(text: str) -> str:
+    return re.sub(r"\([^)]*\)", " ", text)
+
+
+def parse_curl_version(text: str) -> VersionInfo:
+    """First line of ``curl -V``: the TLS backend is the ``Name/version`` token.
+
+    A curl built with several backends lists the inactive ones in brackets; those are skipped.
+
+    >>> parse_curl_version("curl 7.88.1 (x86_64-pc-linux-gnu) libcurl/7.88.1 "
+    ...                    "OpenSSL/3.0.19 zlib/1.2.13 (+libidn2/2.3.3)")
+    VersionInfo(version='7.88.1', library='OpenSSL', library_version='3.0.19')
+    >>> parse_curl_version("curl 7.29.0 (x86_64-redhat-linux-gnu) libcurl/7.29.0 NSS/3.44 zlib")
+    VersionInfo(version='7.29.0', library='NSS', library_version='3.44')
+    """
+    first = (text or "").strip().splitlines()[:1]
+    line = first[0] if first else ""
+    version = re.match(r"curl\s+(\S+)", line)
+    for token in _without_brackets(line).split()[1:]:
+        name, _, number = token.partition("/")
+        library = canonical_library(name)
+        if library and library != "none":
+            return VersionInfo(version and version.group(1), library, number or None)
+    return VersionInfo(version and version.group(1))
+
+
 def config_line(name: str, value: str) -> str:
     """One line of a curl config file (-K), quoted the way curl parses it."""
     escaped = config_value(value).replace("\\", "\\\\").replace('"', '\\"')
@@ -34,6 +61,8 @@ def config_line(name: str, value: str) -> str:
 class Curl(CommandTransport):
     key = "curl"
     binary = "curl"
+    version_args = (("-V",),)
+    parse_version = staticmethod(parse_curl_version)
     exit_steps = EXIT_STEPS
     tls_pattern = re.compile(r"SSL connection using (TLSv[\d.]+|SSLv\d)")
 

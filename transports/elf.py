@@ -58,49 +58,88 @@ def read_elf_dynamic(path: str) -> ElfDynamic | None:
         return None
 
 
+@dataclass(frozen=True)
+class _Segment:
+    kind: int
+    offset: int  # in the file
+    vaddr: int  # in memory
+    size: int  # in the file
+
+
 def _elf_dynamic(data: bytes) -> ElfDynamic | None:
+    layout = _layout(data)
+    if layout is None:
+        return None
+    wide, order = layout
+    segments = _segments(data, wide, order)
+    dynamic = next((s for s in segments if s.kind == _PT_DYNAMIC), None)
+    if dynamic is None:
+        return ElfDynamic(has_dynamic=False)
+    entries = _dynamic_entries(data, dynamic, wide, order)
+    strtab = _file_offset(segments, next((v for tag, v in entries if tag == _DT_STRTAB), None))
+    if strtab is None:
+        return None
+    return _named_entries(data, entries, strtab)
+
+
+def _layout(data: bytes) -> tuple[bool, str] | None:
+    """(64-bit, struct byte order) of an ELF file; None for anything else."""
     if data[:4] != b"\x7fELF" or len(data) < 64:
         return None
     wide = {1: False, 2: True}.get(data[4])
     order = {1: "<", 2: ">"}.get(data[5])
-    if wide is None or order is None:
-        return None
+    return None if wide is None or order is None else (wide, order)
+
+
+def _segments(data: bytes, wide: bool, order: str) -> list[_Segment]:
+    """The program headers."""
     if wide:
         (phoff,) = struct.unpack_from(order + "Q", data, 0x20)
         phentsize, phnum = struct.unpack_from(order + "HH", data, 0x36)
     else:
         (phoff,) = struct.unpack_from(order + "I", data, 0x1C)
         phentsize, phnum = struct.unpack_from(order + "HH", data, 0x2A)
-    segments = []  # (type, file offset, virtual address, size in file)
+    segments = []
     for i in range(phnum):
         at = phoff + i * phentsize
         if wide:
             p_type, _, offset, vaddr, _, filesz = struct.unpack_from(order + "IIQQQQ", data, at)
         else:
             p_type, offset, vaddr, _, filesz = struct.unpack_from(order + "IIIII", data, at)
-        segments.append((p_type, offset, vaddr, filesz))
-    dynamic = next(((off, size) for kind, off, _, size in segments if kind == _PT_DYNAMIC), None)
-    if dynamic is None:
-        return ElfDynamic(has_dynamic=False)
+        segments.append(_Segment(p_type, offset, vaddr, filesz))
+    return segments
+
+
+def _dynamic_entries(
+    data: bytes, dynamic: _Segment, wide: bool, order: str
+) -> list[tuple[int, int]]:
+    """(tag, value) of the dynamic section, up to its DT_NULL."""
     entry = order + ("qQ" if wide else "iI")
-    step = struct.calcsize(entry)
     entries = []
-    for at in range(dynamic[0], dynamic[0] + dynamic[1], step):
+    for at in range(dynamic.offset, dynamic.offset + dynamic.size, struct.calcsize(entry)):
         tag, value = struct.unpack_from(entry, data, at)
         if tag == 0:
             break
         entries.append((tag, value))
-    strtab_addr = next((value for tag, value in entries if tag == _DT_STRTAB), None)
-    strtab = next(
+    return entries
+
+
+def _file_offset(segments: list[_Segment], vaddr: int | None) -> int | None:
+    """Where the loadable segment holding address ``vaddr`` has it in the file."""
+    if vaddr is None:
+        return None
+    return next(
         (
-            off + strtab_addr - vaddr
-            for kind, off, vaddr, size in segments
-            if kind == _PT_LOAD and strtab_addr is not None and vaddr <= strtab_addr < vaddr + size
+            s.offset + vaddr - s.vaddr
+            for s in segments
+            if s.kind == _PT_LOAD and s.vaddr <= vaddr < s.vaddr + s.size
         ),
         None,
     )
-    if strtab is None:
-        return None
+
+
+def _named_entries(data: bytes, entries: list[tuple[int, int]], strtab: int) -> ElfDynamic:
+    """NEEDED and RUNPATH/RPATH, their names read from the string table at ``strtab``."""
 
     def string(offset: int) -> str:
         start = strtab + offset

@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 
-from .base import SENT, SendResult, Step, Target, Transport, timed_out
+from .base import SENT, SendResult, Step, Target, Transport, timed_out, tls_name
 from .classify import (
     CLOSED,
     CLOSED_IN_DATA,
@@ -26,15 +26,32 @@ from .classify import (
     STARTTLS_MISSING,
     TLS_UP,
     command_step,
+    failed_at,
     key_line,
-    reason_code,
-    reason_for,
     step_from_text,
 )
-from .command import tls_name
 from .run import RunOutput, child_env, end_group, start_tied
+from .versions import VersionInfo, parse_openssl_banner
 
 _REPLY = re.compile(rb"^(\d{3})([ -])(.*)$")
+
+
+def parse_openssl_version(text: str) -> VersionInfo:
+    """``openssl version``; OpenSSL 3 adds the library it really loaded in brackets.
+
+    >>> parse_openssl_version("OpenSSL 3.0.19 27 Jan 2026 (Library: OpenSSL 3.0.22 25 Aug 2026)")
+    VersionInfo(version='3.0.19', library='OpenSSL', library_version='3.0.22')
+    >>> parse_openssl_version("OpenSSL 0.9.8zh 3 Dec 2015")
+    VersionInfo(version='0.9.8zh', library='OpenSSL', library_version='0.9.8zh')
+    """
+    tool = parse_openssl_banner(text)
+    if tool is None:
+        return VersionInfo()
+    library = tool
+    loaded = re.search(r"\(Library:\s*([^)]*)\)", text)
+    if loaded:
+        library = parse_openssl_banner(loaded.group(1)) or tool
+    return VersionInfo(tool[1], library[0], library[1])
 
 
 class DialogueError(Exception):
@@ -122,6 +139,8 @@ def dot_stuffed(message: bytes) -> bytes:
 class OpensslSClient(Transport):
     key = "openssl"
     binary = "openssl"
+    version_args = (("version",),)
+    parse_version = staticmethod(parse_openssl_version)
 
     def argv(self, exe: str, target: Target) -> list[str]:
         try:
@@ -204,10 +223,7 @@ class OpensslSClient(Transport):
             if step in (Step.UNKNOWN, Step.EHLO):
                 step = Step.CONNECT
             detail = key_line(err)
-        reason = reason_for(step, target, detail, code)
-        return SendResult(
-            False, step, reason, detail=detail, reason_code=code or reason_code(step, detail)
-        )
+        return failed_at(step, target, detail, code)
 
     def _dialogue(self, talk: Dialogue, target: Target, message: bytes) -> SendResult:
         if target.implicit_tls:  # with -starttls s_client has eaten the greeting already

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,8 +33,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# What a mail command needs from the environment; everything else is dropped.
 GRACE_SECONDS = 2.0
+# A non-root PATH lacks these, but postconf, exim4 and sendmail live there.
+SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+# What a mail command needs from the environment; everything else is dropped.
 _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYENV_VERSION", "PYENV_ROOT")
 
 
@@ -358,3 +361,23 @@ def run(
         duration_s=time.monotonic() - start,
         timed_out=timed_out,
     )
+
+
+# --- finding a command ------------------------------------------------------------------
+
+
+def which(name: str) -> str | None:
+    """``name`` on PATH or in the sbin directories; an absolute path is checked as is."""
+    search = os.pathsep.join([os.environ.get("PATH", os.defpath), *SBIN_DIRS])
+    return shutil.which(name, path=search)
+
+
+def locate(names: Sequence[str], executable: str | None = None) -> str | None:
+    """The first of ``names`` that is installed, or ``executable`` alone when given.
+
+    The one lookup: the probe and the send both find a command through it, so a command
+    the probe shows as found is the one a send runs.
+    """
+    if executable:
+        return which(executable)
+    return next((path for path in map(which, filter(None, names)) if path), None)

@@ -9,12 +9,41 @@ from __future__ import annotations
 import re
 import urllib.parse
 
+from . import tlsinfo
 from .base import Target, config_value
 from .command import CommandTransport, Invocation
+from .detection import Detection
 from .message import with_utf8_headers
 from .run import run
 from .secrecy import PrivateDir
 from .texts import Text, gettext_noop
+from .tlsinfo import RunFn
+from .versions import VersionInfo
+
+
+def parse_snail_version(text: str) -> VersionInfo:
+    """``s-nail -V``, or ``s-nail -:/ -Sverbose -Xversion -Xx`` for features and link line.
+
+    s-nail names no library, but ``+tls``/``-tls`` says whether it has TLS and the verbose
+    ``Link:`` line shows what it was linked with.
+
+    >>> parse_snail_version("s-nail v14.9.24, 2022-03-26 (built for Linux)\\n +smtp +tls\\n"
+    ...                     "Link: cc -pie -lssl -lcrypto -lidn2")
+    VersionInfo(version='14.9.24', library='OpenSSL', library_version=None)
+    >>> parse_snail_version("s-nail v14.9.24, 2022-03-26\\n +smtp -tls\\n")
+    VersionInfo(version='14.9.24', library='none', library_version=None)
+    """
+    text = text or ""
+    version = re.search(r"s-nail\s+v?(\d+(?:\.\d+)+)", text, re.IGNORECASE)
+    tokens = set(text.split())
+    library = None
+    if "-tls" in tokens:
+        library = "none"
+    elif "-lssl" in tokens:
+        library = "OpenSSL"
+    elif "-lgnutls" in tokens:
+        library = "GnuTLS"
+    return VersionInfo(version and version.group(1), library)
 
 
 def rc_quote(value: str) -> str:
@@ -33,6 +62,9 @@ class SNail(CommandTransport):
     key = "snail14"
     binary = "s-nail"
     major = 14
+    # -:/ keeps s-nail from reading any rc file; -Sverbose adds the "Link:" line.
+    version_args = (("-:/", "-Sverbose", "-Xversion", "-Xx"), ("-V",))
+    parse_version = staticmethod(parse_snail_version)
     tls_pattern = re.compile(r"TLS connection using (TLSv[\d.]+)")
     # Measured with s-nail 14.9.24 -t. It also garbles an already RFC 2047 encoded
     # subject, which is why it is handed UTF-8 headers.
@@ -61,6 +93,17 @@ class SNail(CommandTransport):
         if not target.verify:
             argv.append("-Stls-verify=ignore")
         return Invocation([*argv, "-t"], stdin=with_utf8_headers(message), env={"MAILRC": rc})
+
+    @classmethod
+    def detect(cls, executable: str | None = None, *, run_fn: RunFn | None = None) -> Detection:
+        """One s-nail serves one of the two rows: the one of its major version."""
+        det = super().detect(executable, run_fn=run_fn)
+        parsed = tlsinfo.parse_version(det.version)
+        if det.found and parsed and parsed[0] != cls.major:
+            return Detection(key=cls.key, found=False, note=f"installed s-nail is {det.version}")
+        if det.found and parsed is None:
+            det.add_note("s-nail version unknown: cannot tell 14.x from 15.x")
+        return det
 
     def other_variant(self, exe: str) -> Text | None:
         # The same detection rule: an unknown version is let through (detection notes it).

@@ -11,11 +11,13 @@ import json
 from pathlib import Path
 from typing import ClassVar
 
-from .base import SENT, SendResult, Step, Target
-from .classify import failure, key_line, reason_code, reason_for
-from .command import CommandTransport, Invocation, tls_name
+from .base import SENT, SendResult, Step, Target, tls_name
+from .classify import failed_at, failure, key_line
+from .command import CommandTransport, Invocation
+from .detection import Detection, located
 from .run import RunOutput
 from .secrecy import PrivateDir
+from .tlsinfo import CachedRun, RunFn
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 RESULT_PREFIX = "XMAILADMIN-RESULT "
@@ -33,6 +35,20 @@ def script_result(out: RunOutput) -> dict:
 
 class ScriptTransport(CommandTransport):
     script: ClassVar[str]
+
+    @classmethod
+    def detect(cls, executable: str | None = None, *, run_fn: RunFn | None = None) -> Detection:
+        """The interpreter, and what :meth:`inspect` learns from it about its TLS."""
+        run_fn = run_fn or CachedRun()
+        det, exe = located(cls.key, cls.names(), executable, run_fn)
+        if exe is not None:
+            cls.inspect(det, exe, run_fn)
+        return det
+
+    @classmethod
+    def inspect(cls, det: Detection, exe: str, run_fn: RunFn) -> None:
+        """Version, TLS library and missing parts, as the interpreter itself reports them."""
+        raise NotImplementedError
 
     def invocation(self, exe: str, target: Target, message: bytes, tmp: PrivateDir) -> Invocation:
         # --name=value: a value starting with "-" (a user "--help@x") stays a value.
@@ -60,14 +76,6 @@ class ScriptTransport(CommandTransport):
             result = failure(out, target)
         else:
             detail = state.get("error") or key_line(out.stderr)
-            reason = reason_for(step, target, detail)
-            result = SendResult(
-                False,
-                step,
-                reason,
-                exit_code=out.returncode,
-                detail=detail,
-                reason_code=reason_code(step, detail),
-            )
+            result = failed_at(step, target, detail, exit_code=out.returncode)
         result.tls_version = tls_name(state.get("tls_version"))
         return result

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import Account, AuditEntry, ProbeRun, RelayCheck, TestSend
+from .models import Account, AuditEntry, ProbeRun, RelayJob, TestSend
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -45,7 +45,7 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     list_filter = ["action"]
 
 
-@admin.register(RelayCheck)
-class RelayCheckAdmin(ReadOnlyAdmin):
+@admin.register(RelayJob)
+class RelayJobAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "mta", "kind", "account_name", "state", "error"]
     list_filter = ["mta", "kind", "state"]

@@ -32,7 +32,7 @@ def check_var_dir(app_configs, **kwargs) -> list[checks.CheckMessage]:
 @checks.register()
 def check_transports(app_configs, **kwargs) -> list[checks.CheckMessage]:
     missing = []
-    for module in ("transports.detection", "transports.registry", "transports.message"):
+    for module in ("transports.probe", "transports.catalogue", "transports.message"):
         try:
             __import__(module)
         except ImportError as exc:

@@ -19,12 +19,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
-from celery.exceptions import SoftTimeLimitExceeded
+from billiard.exceptions import WorkerLostError
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.signals import task_failure
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+
+from transports.secrecy import redact
+from transports.texts import Text, gettext_noop
 
 from . import health
 from .celery import app as celery_app
@@ -32,18 +38,19 @@ from .models import (
     ACTIVE_STATES,
     Job,
     ProbeRun,
-    RelayCheck,
+    RelayJob,
     Server,
     State,
     TestSend,
     WorkerHeartbeat,
 )
+from .texts import say
 
 log = logging.getLogger(__name__)
 
-JOB_MODELS = (TestSend, ProbeRun, RelayCheck)
+JOB_MODELS = (TestSend, ProbeRun, RelayJob)
 # The task argument that carries each kind of row's id (health.JOB_ARGUMENTS).
-_JOB_ARGUMENT = {TestSend: "send_id", ProbeRun: "run_id", RelayCheck: "check_id"}
+_JOB_ARGUMENT = {TestSend: "send_id", ProbeRun: "run_id", RelayJob: "check_id"}
 
 
 class NotAccepted(Exception):
@@ -91,17 +98,12 @@ def claim(model: type[Job], pk: int, hostname: str | None) -> Job | None:
 
 
 def run_claimed(
-    model: type[Job],
-    pk: int,
-    hostname: str | None,
-    work: Callable,
-    *,
-    what: str,
-    stopped: str,
-    crashed: Callable[[Job, Exception], str],
+    model: type[Job], pk: int, hostname: str | None, work: Callable, *, what: str, stopped: str
 ) -> str:
     """Claim the row and run ``work`` on it in its requester's language; a time limit or
-    any error still ends the row in a final state (``stopped`` % the limit, ``crashed``)."""
+    any error still ends the row in a final state (``stopped`` % the limit, or the error).
+    An error that may carry a tool's words is the work's to record (``record``): only it
+    knows the password to remove."""
     row = claim(model, pk, hostname)
     if row is None:
         return "skipped"
@@ -113,8 +115,12 @@ def run_claimed(
             fail(row, reason, step="timeout")
         except Exception as exc:  # a final state, whatever went wrong
             log.error("%s %s failed: %s", what, row.id, type(exc).__name__)
-            fail(row, crashed(row, exc), step="unknown")
+            fail(row, described(exc), step="unknown")
     return row.state
+
+
+def described(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 # --- final states -------------------------------------------------------------
@@ -130,19 +136,71 @@ def finish(row: Job, *, state: str, **fields) -> bool:
     return bool(updated)
 
 
-def fail(row: Job, reason: str, *, step: str) -> bool:
+def record(row: Job, outcome: dict, *, user: str, password: str) -> bool:
+    """Finish the row with what a task made of a transport's answer (``state`` and the
+    columns). Transports removed the password already; the columns with a tool's words
+    (``row.TOOL_WORDS``) lose it once more here, as a row is kept and shown for months."""
+    words = type(row).TOOL_WORDS
+    return finish(row, **{k: scrubbed(v, user, password) if k in words else v
+                          for k, v in outcome.items()})
+
+
+def scrubbed(value: Any, user: str, password: str) -> Any:
+    """A tool's words (a string, or JSON data) as a row keeps them: without the password in
+    any spelling and without NUL bytes (PostgreSQL refuses them). A message id stays as it
+    is: it names a sentence, it is no tool's word."""
+    if isinstance(value, str):
+        return redact(value, user, password).replace("\x00", "\\x00")
+    if isinstance(value, dict):
+        return {k: v if k == "msgid" else scrubbed(v, user, password) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrubbed(v, user, password) for v in value]
+    return value
+
+
+def fail(row: Job, reason: str | Text, *, step: str, code: str = "") -> bool:
     """Move an active row to failed: a test send keeps ``reason`` as the reason it failed
     at ``step``, the other rows as their error. False if the row was already final."""
-    return finish(row, state=State.FAILED, **_failure(row, reason, step))
+    return finish(row, state=State.FAILED, **failure(row, reason, step, code))
 
 
-def _failure(row: Job, reason: str, step: str) -> dict:
+def failure(row: Job, reason: str | Text, step: str, code: str = "") -> dict:
+    """The columns that say why ``row`` failed. A Text stays data on a test send (said in
+    its reader's language when shown, like a transport's reason, ``code`` its name); the
+    other rows keep their error as a sentence in their requester's language."""
     if isinstance(row, TestSend):
+        if isinstance(reason, Text):
+            return {"step": step, "reason": str(reason), "reason_text": reason.to_dict(),
+                    "reason_code": code}  # fmt: skip
         return {"step": step, "reason": reason}
+    if isinstance(reason, Text):
+        with translation.override(getattr(row, "language", None) or settings.LANGUAGE_CODE):
+            reason = say(reason)
     return {"error": reason}
 
 
 # --- expire -------------------------------------------------------------------
+
+
+# Why the expiry or the worker's main process failed a row: the panel's own steps and
+# reason codes, beside those of transports (the step labels: templatetags/panel.py).
+WORKER_STEP, BROKER_STEP, TIMEOUT_STEP = "worker", "broker", "timeout"
+WORKER_STOPPED = gettext_noop(
+    "Worker %(worker)s stopped while the job ran (no more heartbeats). Please start it again."
+)
+WORKER_RESTARTED = gettext_noop("Worker %(worker)s was restarted while the job ran.")
+PROCESS_LOST = gettext_noop(
+    "The worker process that ran the job ended abruptly (%(error)s): killed, for example"
+    " for lack of memory, or crashed. Please start the job again."
+)
+NO_RESULT = gettext_noop(
+    "No result within the time limit of %(s)d s; the worker was probably stopped."
+)
+NOT_TAKEN = gettext_noop("No worker took the job within %(s)d s. Is the worker running?")
+BROKER_LOST = gettext_noop(
+    "The broker lost the job: Redis was restarted and no longer has it. Please start the "
+    "job again."
+)
 
 
 def expire_stale(server: Server | None = None) -> int:
@@ -150,8 +208,8 @@ def expire_stale(server: Server | None = None) -> int:
     finish; returns how many.
 
     A queued row whose job the broker lost (expire_lost_in_broker), a running row
-    whose worker stopped sending heartbeats, a running row past the hard time limit,
-    and a queued row nobody picked up within that limit.
+    whose worker stopped sending heartbeats (step "worker"), a running row past the
+    hard time limit, and a queued row nobody picked up within that limit ("timeout").
     """
     server = server or Server.local()
     count = expire_lost_in_broker(server=server)
@@ -162,11 +220,15 @@ def expire_stale(server: Server | None = None) -> int:
         for row in model.objects.filter(server=server, state__in=ACTIVE_STATES):
             if alive is None:
                 alive = _alive_workers(server)
-            reason = _stale_reason(row, now, limit, alive)
-            if reason is None:
-                continue
-            count += fail(row, reason, step="timeout")
+            stale = _stale_reason(row, now, limit, alive)
+            if stale is not None:
+                count += fail(row, stale[1], step=stale[0], code=stale[2])
     return count
+
+
+def stale_after_seconds() -> float:
+    """A running row is judged no sooner: three heartbeats its worker may have missed."""
+    return 3 * settings.XMAILADMIN_HEARTBEAT_SECONDS
 
 
 def _alive_workers(server: Server) -> set[str]:
@@ -176,27 +238,18 @@ def _alive_workers(server: Server) -> set[str]:
     return set(beats.values_list("hostname", flat=True))
 
 
-def _stale_reason(row, now, limit: timedelta, alive: set[str]) -> str | None:
-    language = getattr(row, "language", None) or settings.LANGUAGE_CODE
-    seconds = int(limit.total_seconds())
-    with translation.override(language):
-        if row.state == State.RUNNING:
-            started = row.started_at or row.created_at
-            beats = timedelta(seconds=3 * settings.XMAILADMIN_HEARTBEAT_SECONDS)
-            if row.worker and row.worker not in alive and started < now - beats:
-                return _(
-                    "Worker %(worker)s stopped while the job ran (no more heartbeats). Please"
-                    " start it again."
-                ) % {"worker": row.worker}
-            if started < now - limit:
-                return _(
-                    "No result within the time limit of %(s)d s; the worker was probably "
-                    "stopped."
-                ) % {"s": seconds}
-        elif row.created_at < now - limit:
-            return _(
-                "No worker took the job within %(s)d s. Is the worker running?"
-            ) % {"s": seconds}
+def _stale_reason(row, now, limit: timedelta, alive: set[str]) -> tuple[str, Text, str] | None:
+    """(step, reason, code) of a row no worker will finish; None while one may."""
+    seconds = {"s": int(limit.total_seconds())}
+    if row.state == State.RUNNING:
+        started = row.started_at or row.created_at
+        beats = timedelta(seconds=stale_after_seconds())
+        if row.worker and row.worker not in alive and started < now - beats:
+            return WORKER_STEP, Text(WORKER_STOPPED, {"worker": row.worker}), "worker_stopped"
+        if started < now - limit:
+            return TIMEOUT_STEP, Text(NO_RESULT, seconds), "time_limit"
+    elif row.created_at < now - limit:
+        return TIMEOUT_STEP, Text(NOT_TAKEN, seconds), "not_taken"
     return None
 
 
@@ -249,31 +302,39 @@ def _queued_before_the_broker(server: Server, *, cached: bool) -> list[Job]:
 
 def _fail_lost(row: Job) -> int:
     """Failed if still queued (``finish`` would also fail a row a worker just claimed)."""
-    fields = _failure(row, _broker_lost_reason(row), "queue")
+    fields = failure(row, Text(BROKER_LOST), BROKER_STEP, "broker_lost")
     still_queued = type(row).objects.filter(pk=row.pk, state=State.QUEUED)
     return still_queued.update(state=State.FAILED, finished_at=timezone.now(), **fields)
-
-
-def _broker_lost_reason(row) -> str:
-    language = getattr(row, "language", None) or settings.LANGUAGE_CODE
-    with translation.override(language):
-        return _(
-            "The broker lost the job: Redis was restarted and no longer has it. Please "
-            "start the job again."
-        )
 
 
 def fail_rows_of_worker(hostname: str, server: Server | None = None) -> int:
     """A worker of ``server`` (this machine if None) (re)starting under this name:
     whatever it was running is lost."""
     server = server or Server.local()
+    reason = Text(WORKER_RESTARTED, {"worker": hostname})
     count = 0
     for model in JOB_MODELS:
         for row in model.objects.filter(server=server, state=State.RUNNING, worker=hostname):
-            language = getattr(row, "language", None) or settings.LANGUAGE_CODE
-            with translation.override(language):
-                reason = _(
-                    "Worker %(worker)s was restarted while the job ran."
-                ) % {"worker": hostname}
-            count += fail(row, reason, step="timeout")
+            count += fail(row, reason, step=WORKER_STEP, code="worker_restarted")
     return count
+
+
+@task_failure.connect
+def fail_row_of_lost_process(sender=None, exception=None, kwargs=None, **_ignored) -> None:
+    """The worker's main process heard that the pool process running a job died (the
+    OOM killer, a kill, Celery's hard time limit): its row says so now, not only when
+    the time limit for rows is over. A task's own errors never get here: run_claimed
+    turns them into a final state."""
+    if isinstance(exception, WorkerLostError):
+        step, code = WORKER_STEP, "process_lost"
+        reason = Text(PROCESS_LOST, {"error": str(exception)})
+    elif isinstance(exception, TimeLimitExceeded):
+        step, code = TIMEOUT_STEP, "time_limit"
+        reason = Text(NO_RESULT, {"s": settings.CELERY_TASK_TIME_LIMIT})
+    else:
+        return
+    for model, argument in _JOB_ARGUMENT.items():
+        pk = (kwargs or {}).get(argument)
+        row = model.objects.filter(pk=pk).first() if pk is not None else None
+        if row is not None:
+            fail(row, reason, step=step, code=code)

@@ -19,8 +19,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from transports.base import Mode as PortMode
-from transports.base import TargetError, normalise_host
+from transports.base import Mode, Target, TargetError, normalise_host
 from transports.catalogue import BY_KEY, CATALOGUE, Entry
 from transports.relay import BOUNCED_BY
 
@@ -49,13 +48,13 @@ class State(models.TextChoices):
     @classmethod
     def of(cls, result) -> State:
         """The final state of a test send from the transport's ``SendResult``: a missing
-        command is neutral, a failure red, a send with a note amber (a warning, a
-        certificate not verified, a relay that did not deliver)."""
+        command is neutral, a failure red (a relay that did not deliver among them), a send
+        with a note amber (a warning, a certificate not verified)."""
         if result.reason_code == "not_installed":
             return cls.NOT_INSTALLED
         if not result.ok:
             return cls.FAILED
-        if result.warnings or not result.verified or result.delivered is False:
+        if result.warnings or not result.verified:
             return cls.WARNING
         return cls.PASSED
 
@@ -72,9 +71,9 @@ STATE_CSS = {
 }
 
 
-class Mode(models.TextChoices):
-    SMTPS = PortMode.SMTPS.value, _("SMTPS (implicit TLS)")
-    STARTTLS = PortMode.STARTTLS.value, _("STARTTLS")
+# The encryption modes are transports' Mode; these are only their names on the pages.
+MODE_LABELS = {Mode.SMTPS: _("SMTPS (implicit TLS)"), Mode.STARTTLS: _("STARTTLS")}
+MODE_CHOICES = [(mode.value, MODE_LABELS[mode]) for mode in Mode]
 
 
 def real_user(user):
@@ -93,7 +92,7 @@ class Account(models.Model):
         _("Port"), validators=[MinValueValidator(1), MaxValueValidator(65535)]
     )
     mode = models.CharField(
-        _("Encryption"), max_length=16, choices=Mode.choices, blank=True,
+        _("Encryption"), max_length=16, choices=MODE_CHOICES, blank=True,
         help_text=_("Empty: by port (465 = SMTPS, otherwise STARTTLS)."),
     )
     username = models.CharField(
@@ -119,6 +118,13 @@ class Account(models.Model):
     )
     verify = models.BooleanField(_("Verify certificate"), default=True)
     is_default = models.BooleanField(_("Default account"), default=False)
+    # What the server itself showed to "Detect the mode" on the account form, and for
+    # which host:port: the port/mode warning trusts it over the 465 rule.
+    detected_mode = models.CharField(
+        max_length=16, choices=MODE_CHOICES, blank=True, editable=False
+    )
+    detected_for = models.CharField(max_length=300, blank=True, editable=False)
+    detected_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -156,19 +162,66 @@ class Account(models.Model):
 
     @property
     def port_mode(self) -> str:
-        return PortMode.for_port(self.port).value
+        return Mode.for_port(self.port).value
 
     @property
     def effective_mode(self) -> str:
         return self.mode or self.port_mode
 
     @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def detection(self) -> Mode | None:
+        """The mode the server showed when detected for this very host and port, else None."""
+        if self.detected_mode and self.detected_for == self.where:
+            return Mode(self.detected_mode)
+        return None
+
+    def record_detection(self, mode: Mode) -> None:
+        """Remember ``mode`` as detected now for the account's host and port (saved with it)."""
+        self.detected_mode = Mode(mode).value
+        self.detected_for = self.where
+        self.detected_at = timezone.now()
+
+    @property
     def mode_mismatch(self) -> bool:
-        """An explicit mode that differs from the port rule (allowed, but warned)."""
+        """The mode differs from what the server showed; without a detection, an explicit
+        mode against the port rule (a guess: allowed, but warned)."""
+        detected = self.detection
+        if detected is not None:
+            return self.effective_mode != detected
         return bool(self.mode) and self.mode != self.port_mode
 
+    @property
+    def mode_warning(self) -> str:
+        """The port/mode warning in the reader's language, "" when there is none."""
+        if not self.mode_mismatch:
+            return ""
+        mode = self.get_effective_mode_display()
+        detected = self.detection
+        if detected is not None:
+            return _(
+                "The server on port %(port)d expects %(detected)s, the account says %(mode)s."
+            ) % {"port": self.port, "detected": MODE_LABELS[detected], "mode": mode}
+        return _(
+            "Port %(port)d is usually %(usual)s, the account says %(mode)s. Press “Detect the "
+            "mode” to be sure."
+        ) % {"port": self.port, "usual": MODE_LABELS[Mode.for_port(self.port)], "mode": mode}
+
+    @property
+    def mode_badge(self) -> str:
+        """The short form of ``mode_warning`` for the list of accounts."""
+        if not self.mode_mismatch:
+            return ""
+        detected = self.detection
+        if detected is not None:
+            return _("server expects %(detected)s") % {"detected": MODE_LABELS[detected]}
+        return _("unusual for port %(port)d (not checked)") % {"port": self.port}
+
     def get_effective_mode_display(self) -> str:
-        return str(Mode(self.effective_mode).label)
+        return str(MODE_LABELS[Mode(self.effective_mode)])
 
     @property
     def has_password(self) -> bool:
@@ -181,6 +234,21 @@ class Account(models.Model):
     def decrypt_password(self) -> str:
         """Only tasks call this, right before handing the password to a transport."""
         return decrypt(self.password_encrypted)
+
+    def target(self, password: str, recipient: str) -> Target:
+        """Where and how a test mail goes; raises TargetError for a value no tool may get."""
+        return Target(
+            host=self.host,
+            port=self.port,
+            user=self.username,
+            password=password,
+            sender=self.sender,
+            recipient=recipient,
+            mode=Mode(self.mode) if self.mode else None,
+            ca_file=self.ca_file or None,
+            timeout=float(settings.XMAILADMIN_SEND_TIMEOUT),
+            verify=self.verify,
+        )
 
     def make_default(self) -> None:
         with transaction.atomic():
@@ -332,6 +400,8 @@ class Job(OnServer):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=255, blank=True)
+    # The columns that hold a tool's words, which jobs.record scrubs of the password.
+    TOOL_WORDS: tuple[str, ...] = ()
 
     class Meta:
         abstract = True
@@ -403,6 +473,7 @@ class TestSend(Job):
     test_id = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     batch = models.UUIDField(null=True, blank=True, db_index=True)
     language = models.CharField(max_length=8, default="de")
+    TOOL_WORDS = ("reason", "reason_text", "detail", "transcript", "warnings")
 
     class Meta(Job.Meta):
         constraints = [
@@ -416,6 +487,27 @@ class TestSend(Job):
 
     def __str__(self) -> str:
         return f"{self.command} → {self.recipient} ({self.state})"
+
+    @staticmethod
+    def outcome(result) -> dict:
+        """The columns a transport's ``SendResult`` fills. Reason and warnings are kept as
+        transports gave them (message id and parameters): pages say them in the language
+        of whoever reads, with the values of this send."""
+        return {
+            "state": State.of(result),
+            "step": result.step.value,
+            "reason": str(result.reason),
+            "reason_code": result.reason_code,
+            "reason_text": result.reason.to_dict(),
+            "detail": result.detail,
+            "exit_code": result.exit_code,
+            "transcript": result.transcript,
+            "tls_version": result.tls_version or "",
+            "verified": result.verified,
+            "delivered": result.delivered,
+            "warnings": [w.to_dict() for w in result.warnings],
+            "duration_s": result.duration_s,
+        }
 
     @property
     def entry(self) -> Entry | None:
@@ -475,7 +567,9 @@ class TestSend(Job):
 
 
 class AuditEntry(models.Model):
-    """Who changed what, and who sent which test."""
+    """Who changed what, and who sent which test. Append-only, with one exception: a burst
+    of order moves by one user (``BURST_ACTIONS``, each within ``BURST`` of the last, with
+    nothing logged between) is one entry, extended to the order it ended in."""
 
     class Action(models.TextChoices):
         ACCOUNT_CREATED = "account_created", _("Account added")
@@ -492,6 +586,9 @@ class AuditEntry(models.Model):
         RELAY_APPLY = "relay_apply", _("Relay configuration confirmed")
         RELAY_APPLIED = "relay_applied", _("Relay configuration written")
         RELAY_NOT_APPLIED = "relay_not_applied", _("Relay configuration not written")
+
+    BURST_ACTIONS = frozenset({Action.ORDER_CHANGED})
+    BURST = timedelta(seconds=60)
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(
@@ -517,6 +614,13 @@ class AuditEntry(models.Model):
     @classmethod
     def record(cls, user, action: str, target: str = "", detail: str = "") -> AuditEntry:
         real = real_user(user)
+        burst = cls._burst_of(real, action, target[:255])
+        if burst is not None:
+            # Through the queryset: save() refuses to rewrite an entry, as it should.
+            now = timezone.now()
+            cls.objects.filter(pk=burst.pk).update(at=now, detail=detail)
+            burst.at, burst.detail = now, detail
+            return burst
         return cls.objects.create(
             user=real,
             username=real.get_username() if real else "system",
@@ -525,8 +629,22 @@ class AuditEntry(models.Model):
             detail=detail,
         )
 
+    @classmethod
+    def _burst_of(cls, user, action: str, target: str) -> AuditEntry | None:
+        """The newest entry, when this one only continues it (see the class's docstring)."""
+        if user is None or action not in cls.BURST_ACTIONS:
+            return None
+        last = cls.objects.order_by("-at", "-id").first()
+        if (
+            last is not None
+            and (last.user_id, last.action, last.target) == (user.pk, action, target)
+            and timezone.now() - last.at <= cls.BURST
+        ):
+            return last
+        return None
 
-class RelayCheck(Job):
+
+class RelayJob(Job):
     """One look at a relay (postfix or exim) for one account, or one write of its
     configuration followed by that look. Written by the relay tasks; the relay page
     shows the newest. Holds no secret: the generated configuration is stored masked.
@@ -553,6 +671,7 @@ class RelayCheck(Job):
     result = models.JSONField(default=dict, blank=True)  # ApplyResult.to_dict() (apply)
     error = models.TextField(blank=True)
     language = models.CharField(max_length=8, default="de")
+    TOOL_WORDS = ("status", "differences", "config", "config_error", "result", "error")
 
     class Meta(Job.Meta):
         constraints = [
@@ -599,7 +718,7 @@ class RelayCheck(Job):
         return say(self.config_error)
 
     @classmethod
-    def latest(cls, mta: str, account: Account | None) -> RelayCheck | None:
+    def latest(cls, mta: str, account: Account | None) -> RelayJob | None:
         if account is None:
             return None
         return cls.objects.filter(mta=mta, account=account).first()

@@ -10,7 +10,7 @@ confirmed relay configuration, with its audit entries (``apply_confirmed``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
@@ -20,14 +20,14 @@ from django.utils.translation import gettext as _
 
 from transports.catalogue import BY_KEY
 
-from . import health, jobs, relays
+from . import health, jobs, relay_settings
 from .jobs import NotAccepted
 from .models import (
     ACTIVE_STATES,
     Account,
     AuditEntry,
     ProbeRun,
-    RelayCheck,
+    RelayJob,
     State,
     TestSend,
     Trigger,
@@ -140,10 +140,10 @@ def start_tests(account: Account, keys: Sequence[str], user) -> list[TestSend]:
 # --- relays -----------------------------------------------------------------------
 
 
-def start_relay_check(mta: str, account: Account, user) -> RelayCheck:
+def start_relay_check(mta: str, account: Account, user) -> RelayJob:
     """Queue a look at the relay for ``account``; a job already queued or running for
     this relay is returned instead (a check must not read files an apply is writing)."""
-    job = RelayCheck(mta=mta, kind=RelayCheck.Kind.CHECK)
+    job = RelayJob(mta=mta, kind=RelayJob.Kind.CHECK)
     row = _start_relay_job(
         RELAY_CHECK, job, account, user, AuditEntry.Action.RELAY_CHECK, detail=account.name
     )
@@ -159,14 +159,14 @@ def _busy(mta: str) -> NotAccepted:
     )
 
 
-def start_relay_apply(confirmed: RelayCheck, user) -> RelayCheck:
+def start_relay_apply(confirmed: RelayJob, user) -> RelayJob:
     """Queue the write of the configuration the administrator saw in ``confirmed``."""
     account = confirmed.account
     if account is None:
         raise NotAccepted(_("The account was deleted."))
     files = [confirmed.config.get("settings_path", "")]
     files += [f["path"] for f in confirmed.config.get("files", [])]
-    job = RelayCheck(mta=confirmed.mta, kind=RelayCheck.Kind.APPLY, confirmed=confirmed)
+    job = RelayJob(mta=confirmed.mta, kind=RelayJob.Kind.APPLY, confirmed=confirmed)
     row = _start_relay_job(
         RELAY_APPLY,
         job,
@@ -181,8 +181,8 @@ def start_relay_apply(confirmed: RelayCheck, user) -> RelayCheck:
 
 
 def _start_relay_job(
-    task: str, job: RelayCheck, account: Account, user, action, detail
-) -> RelayCheck:
+    task: str, job: RelayJob, account: Account, user, action, detail
+) -> RelayJob:
     ensure_worker()
     jobs.expire_stale()
     job.account = account
@@ -193,7 +193,7 @@ def _start_relay_job(
         with transaction.atomic():
             job.save()
     except IntegrityError:  # a job on this relay is queued or running: show that one
-        active = RelayCheck.objects.filter(mta=job.mta, state__in=ACTIVE_STATES).first()
+        active = RelayJob.objects.filter(mta=job.mta, state__in=ACTIVE_STATES).first()
         if active is not None:
             return active
         raise NotAccepted(_("Please try again.")) from None
@@ -202,29 +202,21 @@ def _start_relay_job(
     return job
 
 
-def apply_confirmed(
-    job: RelayCheck,
-    relay,
-    wanted,
-    *,
-    config_error: str,
-    password: str,
-    clean: Callable,
-) -> dict | None:
+def apply_confirmed(job: RelayJob, relay, wanted, *, config_error: str) -> dict | None:
     """Write the configuration the administrator confirmed (``job.confirmed``), if the
     account and the settings still make exactly that one, and audit the outcome.
 
-    Returns the ApplyResult as the row keeps it (``clean`` removes the password), or
-    None when nothing was written: then the row has failed, with its audit entry.
-    ``wanted`` is the RelayAccount, None when the account cannot configure a relay
-    (``config_error`` says why).
+    Returns the ApplyResult as the row keeps it, or None when nothing was written: then the row has
+    failed, with its audit entry. ``wanted`` is the RelayAccount, None when the account
+    cannot configure a relay (``config_error`` says why).
     """
     if wanted is None:
         _not_applied(job, config_error)
         return None
     confirmed = job.confirmed
-    shown = clean(relays.shown(relay.render(wanted), password))
-    if confirmed is None or confirmed.config != shown:
+    now = relay_settings.shown(relay.render(wanted), wanted.password)
+    # Compared as the row keeps it (jobs.record), so the same configuration is equal.
+    if confirmed is None or confirmed.config != jobs.scrubbed(now, wanted.user, wanted.password):
         _not_applied(
             job,
             _(
@@ -235,7 +227,7 @@ def apply_confirmed(
         )
         return None
     applied = relay.apply(wanted, confirm=True)
-    result = clean(applied.to_dict())
+    result = jobs.scrubbed(applied.to_dict(), wanted.user, wanted.password)
     AuditEntry.record(
         job.requested_by,
         AuditEntry.Action.RELAY_APPLIED if applied.ok else AuditEntry.Action.RELAY_NOT_APPLIED,
@@ -245,7 +237,7 @@ def apply_confirmed(
     return result
 
 
-def _not_applied(job: RelayCheck, reason: str) -> None:
+def _not_applied(job: RelayJob, reason: str) -> None:
     AuditEntry.record(
         job.requested_by, AuditEntry.Action.RELAY_NOT_APPLIED, target=job.mta, detail=reason
     )

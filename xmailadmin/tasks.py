@@ -11,28 +11,27 @@ and goes nowhere else: not into task arguments, logs or the row.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from functools import partial
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from transports import detection, registry
-from transports.base import Mode, Target, TargetError, Transport
+from transports import catalogue, probe
+from transports.base import TargetError, Transport
 from transports.message import build_test_message
-from transports.secrecy import redact
 
-from . import jobs, order, relays, services
+from . import jobs, order, relay_settings, services
 from .crypto import PasswordUnreadable
 from .models import (
     Account,
     ProbeResult,
     ProbeRun,
-    RelayCheck,
+    RelayJob,
     State,
     TestSend,
     Trigger,
@@ -47,22 +46,7 @@ def _text(value: str | None, limit: int | None = None) -> str:
     return text[:limit] if limit else text
 
 
-def _redacted(value: Any, user: str, password: str) -> Any:
-    """A string, or JSON data, with every spelling of the password removed from every string."""
-    if isinstance(value, str):
-        return _text(redact(value, user, password))
-    if isinstance(value, dict):
-        return {k: _redacted(v, user, password) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redacted(v, user, password) for v in value]
-    return value
-
-
-def _described(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _account_password(row: TestSend | RelayCheck) -> tuple[Account, str] | None:
+def _account_password(row: TestSend | RelayJob) -> tuple[Account, str] | None:
     """The row's account and its password, right before a transport needs them; None once
     the row has failed because the account is gone or its password unreadable."""
     account = row.account
@@ -81,6 +65,25 @@ def _account_password(row: TestSend | RelayCheck) -> tuple[Account, str] | None:
             step="config",
         )
         return None
+
+
+def _with_password(row: TestSend | RelayJob, work: Callable) -> None:
+    """Run ``work(row, account, password)`` and record the outcome it returns (None: it
+    has finished the row itself). Here is where the password is known, so a transport's
+    error is recorded here too, as the row's failure, with the password removed."""
+    found = _account_password(row)
+    if found is None:
+        return
+    account, password = found
+    try:
+        outcome = work(row, account, password)
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as exc:  # a final state, whatever the transport did
+        log.error("%s %s: transport raised %s", type(row).__name__, row.id, type(exc).__name__)
+        outcome = {"state": State.FAILED, **jobs.failure(row, jobs.described(exc), "unknown")}
+    if outcome is not None:
+        jobs.record(row, outcome, user=account.username, password=password)
 
 
 # --- probe --------------------------------------------------------------------
@@ -112,7 +115,7 @@ def scheduled_probe(self) -> str:
 
 def _probe(run: ProbeRun) -> None:
     try:
-        found = detection.probe_all()
+        found = probe.probe_all()
         ProbeResult.objects.bulk_create(
             [
                 ProbeResult(
@@ -138,7 +141,7 @@ def _probe(run: ProbeRun) -> None:
         jobs.finish(run, state=State.FAILED, error=_("The probe exceeded its time limit."))
     except Exception as exc:
         log.exception("probe %s failed", run.id)
-        jobs.finish(run, state=State.FAILED, error=_described(exc))
+        jobs.finish(run, state=State.FAILED, error=jobs.described(exc))
     else:
         jobs.finish(run, state=State.PASSED)
 
@@ -152,10 +155,9 @@ def send_test(self, *, send_id: int) -> str:
         TestSend,
         send_id,
         self.request.hostname,
-        _send,
+        partial(_with_password, work=_send),
         what="test send",
         stopped=gettext_lazy("Time limit of %(s)d s exceeded; the attempt was stopped."),
-        crashed=lambda send, exc: _described(exc),
     )
 
 
@@ -173,17 +175,16 @@ def expire_stale() -> int:
     return jobs.expire_stale()
 
 
-def _send(send: TestSend) -> None:
-    found = _account_password(send)
-    if found is None:
-        return
-    account, password = found
+def _send(send: TestSend, account: Account, password: str) -> dict:
     try:
-        target = _target(account, send, password)
+        target = account.target(password, send.recipient)
     except TargetError as exc:
-        jobs.finish(send, state=State.FAILED, step="config", reason=str(exc))
-        return
-    message = build_test_message(
+        return {"state": State.FAILED, "step": "config", "reason": str(exc)}
+    return TestSend.outcome(_transport(send.command).send(target, _testmail(send, account)))
+
+
+def _testmail(send: TestSend, account: Account) -> bytes:
+    return build_test_message(
         sender=account.sender,
         recipient=send.recipient,
         command=send.command,
@@ -191,69 +192,18 @@ def _send(send: TestSend) -> None:
         language=send.language,
     )
 
-    def clean(text: str) -> str:
-        return _redacted(text or "", account.username, password)
-
-    try:
-        result = _transport(send.command).send(target, message)
-    except SoftTimeLimitExceeded:
-        raise
-    except Exception as exc:
-        log.error("test send %s: transport raised %s", send.id, type(exc).__name__)
-        jobs.fail(send, clean(_described(exc)), step="unknown")
-        return
-
-    _record(send, result, clean)
-
-
-def _record(send: TestSend, result, clean) -> None:
-    # Kept as transports gave them (message id and parameters): pages say them in the
-    # language of whoever reads, with the values of this send.
-    jobs.finish(
-        send,
-        state=State.of(result),
-        step=result.step.value,
-        reason=clean(str(result.reason)),
-        reason_code=result.reason_code,
-        reason_text=result.reason.map(clean).to_dict(),
-        detail=clean(result.detail),
-        exit_code=result.exit_code,
-        transcript=clean(result.transcript),
-        tls_version=result.tls_version or "",
-        verified=result.verified,
-        delivered=result.delivered,
-        warnings=[w.map(clean).to_dict() for w in result.warnings],
-        duration_s=result.duration_s,
-    )
-
 
 def _transport(key: str) -> Transport:
     """The mail command; sendmail of postfix or exim (and bsd-mailx, which calls it)
     follows the relay the settings name, else the system's own."""
     relay = None
-    if key in relays.MTAS:
-        relay = relays.configured(key)
+    if key in relay_settings.MTAS:
+        relay = relay_settings.configured(key)
     elif key == "mailx-bsd":
-        relay = relays.configured("postfix")
+        relay = relay_settings.configured("postfix")
     if relay is None:
-        return registry.get(key)
-    return registry.TRANSPORTS[key](relay=relay)
-
-
-def _target(account: Account, send: TestSend, password: str) -> Target:
-    kwargs = {
-        "host": account.host,
-        "port": account.port,
-        "user": account.username,
-        "password": password,
-        "sender": account.sender,
-        "recipient": send.recipient,
-        "mode": Mode(account.mode) if account.mode else None,
-        "ca_file": account.ca_file or None,
-        "timeout": float(settings.XMAILADMIN_SEND_TIMEOUT),
-        "verify": account.verify,
-    }
-    return Target(**kwargs)
+        return catalogue.transport_for(key)
+    return catalogue.transport_for(key, relay=relay)
 
 
 # --- relays (postfix, exim) ------------------------------------------------------------
@@ -274,67 +224,46 @@ def relay_apply(self, *, check_id: int) -> str:
 
 def _relay_job(check_id: int, hostname: str | None) -> str:
     return jobs.run_claimed(
-        RelayCheck,
+        RelayJob,
         check_id,
         hostname,
-        _relay,
+        partial(_with_password, work=_relay),
         what="relay job",
         stopped=gettext_lazy("Time limit of %(s)d s exceeded; the job was stopped."),
-        crashed=_secret_free,
     )
 
 
-def _secret_free(job: RelayCheck, exc: Exception) -> str:
-    account = job.account
+def _relay(job: RelayJob, account: Account, password: str) -> dict | None:
+    relay = relay_settings.relay_for(job.mta)
     try:
-        password = account.decrypt_password() if account else ""
-    except PasswordUnreadable:
-        password = ""
-    return _redacted(_described(exc), account.username if account else "", password)
-
-
-def _relay(job: RelayCheck) -> None:
-    found = _account_password(job)
-    if found is None:
-        return
-    account, password = found
-
-    def clean(value: Any) -> Any:
-        """JSON data with every spelling of the password removed from every string."""
-        return _redacted(value, account.username, password)
-
-    relay = relays.relay_for(job.mta)
-    try:
-        wanted = relays.relay_account(account, password)
+        wanted, config_error = relay_settings.relay_account(account, password), ""
     except TargetError as exc:
-        wanted, config_error = None, clean(str(exc))
-    else:
-        config_error = ""
+        wanted, config_error = None, str(exc)
+    applied: dict = {}
+    if job.kind == RelayJob.Kind.APPLY:
+        applied = services.apply_confirmed(job, relay, wanted, config_error=config_error)
+        if applied is None:  # nothing written: the row has failed, with its audit entry
+            return None
+    return _looked_at(job, relay, wanted, config_error, applied=applied)
 
-    result: dict = {}
-    if job.kind == RelayCheck.Kind.APPLY:
-        applied = services.apply_confirmed(
-            job, relay, wanted, config_error=config_error, password=password, clean=clean
-        )
-        if applied is None:
-            return
-        result = applied
 
+def _looked_at(job: RelayJob, relay, wanted, config_error: str, *, applied: dict) -> dict:
+    """The relay's state, how it differs from the account, the configuration it needs."""
     status = relay.status()
     differences: list = []
     config: dict = {}
     if wanted is not None:
         try:
             differences = [d.to_dict() for d in relay.compare(status, wanted)]
-            config = relays.shown(relay.render(wanted), password)
+            config = relay_settings.shown(relay.render(wanted), wanted.password)
         except (TargetError, ValueError) as exc:  # e.g. exim and an IPv6 address
             config_error = str(exc)
-    jobs.finish(
-        job,
-        state=job.state_after(applied=result, differences=differences, config_error=config_error),
-        status=clean(status.to_dict()),
-        differences=clean(differences),
-        config=clean(config),
-        config_error=clean(config_error),
-        result=result,
-    )
+    state = job.state_after(applied=applied, differences=differences, config_error=config_error)
+    return {
+        "state": state,
+        "status": status.to_dict(),
+        "differences": differences,
+        "config": config,
+        "config_error": config_error,
+        "result": applied,
+    }

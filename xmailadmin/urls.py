@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.i18n import set_language
 
 from . import views
+from .views.accounts import account_detect_mode
 
 
 class LoginForm(AuthenticationForm):
@@ -64,4 +65,5 @@ urlpatterns = [
         "relay/<str:mta>/test/<int:account_id>/", views.relay_test_status, name="relay-test-status"
     ),
     path("admin/", admin.site.urls),
+    path("accounts/detect-mode/", account_detect_mode, name="account-detect-mode"),
 ]

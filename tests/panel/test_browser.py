@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from transports.catalogue import KEYS
 from xmailadmin import order
-from xmailadmin.models import Account, RelayCheck, TestSend, TransportSetting
+from xmailadmin.models import Account, RelayJob, TestSend, TransportSetting
 
 pytestmark = [pytest.mark.browser, pytest.mark.celery, pytest.mark.django_db(transaction=True)]
 
@@ -236,4 +236,46 @@ def test_an_administrator_checks_the_relay_server_in_the_browser(
     page.locator("#apply-plan").wait_for()
     assert "sasl_passwd" in page.locator("#apply-plan").inner_text()
     page.screenshot(path=str(SHOTS / "relay-confirm.png"), full_page=True)
-    assert not RelayCheck.objects.filter(kind="apply").exists()
+    assert not RelayJob.objects.filter(kind="apply").exists()
+
+
+def test_an_administrator_detects_the_mode_and_uses_it(page, live_server, smtp_server, panel_admin):
+    """Implicit TLS on a port other than 465: "Detect the mode" asks the server, "use this
+    mode" sets the select, and the saved account is not warned about its port."""
+    base = live_server.url
+    log_in(page, base)
+    page.goto(f"{base}/accounts/new/")
+    page.fill("#id_name", "Implizit")
+    page.fill("#id_host", smtp_server.host)
+    page.fill("#id_port", str(smtp_server.smtps_port))
+    assert page.locator("#id_mode").input_value() == ""
+    page.click("#detect-mode")
+    finding = page.locator("#detect-finding")
+    finding.wait_for()
+    assert "SMTPS" in finding.inner_text() and "erwartet zuerst TLS" in finding.inner_text()
+    page.screenshot(path=str(SHOTS / "account-detect-mode.png"), full_page=True)
+    page.click("#use-detected-mode")
+    expect(page.locator("#id_mode")).to_have_value("smtps")
+    expect(page.locator("#use-detected-mode")).to_be_disabled()
+    page.fill("#id_username", smtp_server.user)
+    page.fill("#id_password", smtp_server.password)
+    page.fill("#id_sender", "panel@example.org")
+    page.fill("#id_recipient", "admin@example.org")
+    page.click("button[type=submit].primary")
+    page.wait_for_url(f"{base}/accounts/")
+    assert page.locator(".notice-warning").count() == 0
+    assert "vom Server bestätigt" in page.locator("table.list").inner_text()
+    account = Account.objects.get()
+    assert (account.mode, account.detected_mode) == ("smtps", "smtps")
+    assert smtp_server.password not in page.content()
+
+    # Deleting asks on the page (a browser confirm() box would be dismissed here).
+    page.locator(f'[data-delete="{account.pk}"]').click()
+    page.locator("#delete-confirm").wait_for()
+    assert "»Implizit« wirklich löschen" in page.locator("#delete-confirm").inner_text()
+    assert Account.objects.exists()
+    page.screenshot(path=str(SHOTS / "account-delete-confirm.png"), full_page=True)
+    page.click("#delete-yes")
+    page.wait_for_url(f"{base}/accounts/")
+    page.locator("text=Noch kein SMTP-Konto").wait_for()
+    assert not Account.objects.exists()

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.urls import reverse
-
-from tests.panel.conftest import REPO, _database_url
+from panel_workers import REPO, database_url
 
 # What docs/panel.md ("Production") sets; everything else keeps its default.
 PRODUCTION = {"XMAILADMIN_HTTPS": "1", "DJANGO_ALLOWED_HOSTS": "mail.example.org"}
@@ -135,7 +134,7 @@ def test_htmx_is_told_not_to_inject_styles_or_eval(admin_web):
 
 def createadmin_env(var: Path) -> dict[str, str]:
     return {
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "XMAILADMIN_VAR_DIR": str(var),
         "DJANGO_SECRET_KEY": settings.SECRET_KEY,
         "XMAILADMIN_FERNET_KEY": ",".join(settings.FERNET_KEYS),

@@ -19,8 +19,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from transports.base import Mode, Step, Target
-from transports.catalogue import KEYS
-from transports.registry import get
+from transports.catalogue import KEYS, transport_for
 from xmailadmin import services
 from xmailadmin.models import Account, AuditEntry, State, TestSend
 from xmailadmin.tasks import send_test
@@ -194,7 +193,7 @@ def test_a_forged_target_never_reaches_a_tool_config(smtp_server, mark, key):
         {"user": f"tester\nset smtp_url={run}"},
         {"password": f"pw\nset smtp_url={run}"},
     ):
-        transport = get(key)
+        transport = transport_for(key)
         result = transport.send(forged(good, **values), b"Subject: x\r\n\r\nx\r\n")
         # The marker fixture is the verdict; a CA file is checked before any tool starts
         # (the local relays read the one they were configured with, never the account's).

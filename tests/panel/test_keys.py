@@ -11,8 +11,9 @@ from cryptography.fernet import Fernet
 from django.conf import settings
 from django.core import checks
 from django.urls import reverse
+from panel_workers import REPO, database_url
 
-from tests.panel.conftest import PASSWORD, REPO, _database_url
+from tests.panel.conftest import PASSWORD
 
 WARNING = "Die gespeicherten Passwörter lassen sich nicht entschlüsseln"
 
@@ -50,7 +51,7 @@ def test_rotate_fernet_key_explains_a_missing_key_without_a_traceback(
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "XMAILADMIN_"))}
     env = {
         **clean,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "XMAILADMIN_VAR_DIR": str(tmp_path),
         "DJANGO_SECRET_KEY": settings.SECRET_KEY,
         "XMAILADMIN_FERNET_KEY": Fernet.generate_key().decode(),  # the old one is gone

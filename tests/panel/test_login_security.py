@@ -16,8 +16,7 @@ from axes.models import AccessAttempt
 from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
-
-from tests.panel.conftest import REPO
+from panel_workers import REPO
 
 LOCKED = "Zu viele fehlgeschlagene Anmeldungen."
 WRONG = "Benutzername oder Passwort falsch."

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -24,12 +25,13 @@ from django.utils import timezone, translation
 
 from transports.base import SendResult, Target
 from transports.relay import Difference
-from transports.relay.follow import State as FollowState
-from transports.relay.follow import Tracking, verdict
+from transports.relay.follow import QueueState as FollowState
+from transports.relay.follow import Tracking
+from transports.relay.follow import result_of as verdict
 from transports.sendmail import PostfixSendmail
 from transports.texts import Text
 from xmailadmin import jobs
-from xmailadmin.models import Account, AuditEntry, RelayCheck, State, TestSend
+from xmailadmin.models import Account, AuditEntry, RelayJob, State, TestSend
 from xmailadmin.tasks import relay_apply, relay_check, send_test
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "transports" / "relay"))
@@ -109,23 +111,23 @@ def postfix_account(private_postfix, smtp_server) -> Account:
     return _relay_account(smtp_server, private_postfix.ca_file, smtp_server.smtps_port)
 
 
-def check_now(client, mta: str, account: Account) -> RelayCheck:
+def check_now(client, mta: str, account: Account) -> RelayJob:
     """Press "check" as the page does, then run the queued task here."""
     response = client.post(reverse("relay-check", args=[mta]), {"account": account.pk})
     assert response.status_code == 302, response.content[:300]
-    check = RelayCheck.objects.filter(mta=mta, kind="check").first()
+    check = RelayJob.objects.filter(mta=mta, kind="check").first()
     relay_check.apply(kwargs={"check_id": check.id})
     check.refresh_from_db()
     return check
 
 
-def apply_now(client, check: RelayCheck) -> RelayCheck:
+def apply_now(client, check: RelayJob) -> RelayJob:
     """Confirm the configuration of ``check`` and run the queued write here."""
     response = client.post(
         reverse("relay-apply", args=[check.mta]), {"check": check.pk, "confirm": "1"}
     )
     assert response.status_code == 302, response.content[:300]
-    job = RelayCheck.objects.get(kind="apply", confirmed=check)
+    job = RelayJob.objects.get(kind="apply", confirmed=check)
     relay_apply.apply(kwargs={"check_id": job.id})
     job.refresh_from_db()
     return job
@@ -143,7 +145,7 @@ def test_now(client, mta: str, account: Account) -> TestSend:
 test_now.__test__ = False  # a helper, not a test
 
 
-def finished_check(account: Account, mta: str = "postfix", **fields) -> RelayCheck:
+def finished_check(account: Account, mta: str = "postfix", **fields) -> RelayJob:
     """A check row as the task writes it, without running a relay."""
     values = {
         "mta": mta,
@@ -182,7 +184,7 @@ def finished_check(account: Account, mta: str = "postfix", **fields) -> RelayChe
         },
     }  # fmt: skip
     values.update(fields)
-    return RelayCheck.objects.create(**values)
+    return RelayJob.objects.create(**values)
 
 
 # --- permissions ------------------------------------------------------------------------------
@@ -207,7 +209,7 @@ def test_every_relay_url_sends_anonymous_users_to_the_login(client, offline_acco
         response = getattr(client, method)(reverse(name, args=args), data)
         assert response.status_code == 302, name
         assert response["Location"].startswith(reverse("login")), name
-    assert RelayCheck.objects.count() == 1
+    assert RelayJob.objects.count() == 1
 
 
 def test_support_sees_the_relay_pages(support_web, offline_account):
@@ -234,7 +236,7 @@ def test_support_is_refused_the_confirmation_and_the_apply(support_web, offline_
     url = reverse("relay-apply", args=["postfix"])
     assert support_web.get(url, {"check": check.pk}).status_code == 403
     assert support_web.post(url, {"check": check.pk, "confirm": "1"}).status_code == 403
-    assert not RelayCheck.objects.filter(kind="apply").exists()
+    assert not RelayJob.objects.filter(kind="apply").exists()
     assert not AuditEntry.objects.filter(action__startswith="relay_apply").exists()
 
 
@@ -242,7 +244,7 @@ def test_support_starts_a_check_and_a_test_mail(support_web, offline_account, wo
     data = {"account": offline_account.pk}
     response = support_web.post(reverse("relay-check", args=["exim"]), data)
     assert response.status_code == 302
-    check = RelayCheck.objects.get()
+    check = RelayJob.objects.get()
     assert (check.mta, check.kind, check.state) == ("exim", "check", State.QUEUED)
     assert check.requested_by.username == "support"
     response = support_web.post(reverse("relay-test", args=["exim"]), data)
@@ -334,18 +336,18 @@ def test_a_running_check_polls_and_stops_with_286_when_final(admin_web, offline_
     check = finished_check(offline_account, state=State.RUNNING, finished_at=None)
     url = reverse("relay-status", args=["postfix", check.pk])
     page = admin_web.get(reverse("relay", args=["postfix"])).content.decode()
-    assert f'hx-get="{url}"' in page and 'hx-trigger="every 1s"' in page
+    assert f'hx-get="{url}"' in page and re.search(r'hx-trigger="every \d+m?s"', page)
     assert admin_web.get(url, **HTMX).status_code == 200
     jobs.finish(check, state=State.WARNING)
     response = admin_web.get(url, **HTMX)
     assert response.status_code == 286
-    assert 'hx-trigger="every 1s"' not in response.content.decode()
+    assert "hx-trigger=" not in response.content.decode().split('id="relay-check"')[1][:300]
 
 
 def test_a_second_click_on_check_reuses_the_running_check(admin_web, offline_account, worker_alive):
     for _ in range(2):
         admin_web.post(reverse("relay-check", args=["postfix"]), {"account": offline_account.pk})
-    assert RelayCheck.objects.count() == 1
+    assert RelayJob.objects.count() == 1
 
 
 def test_without_a_worker_a_check_is_not_queued_and_the_page_says_why(
@@ -355,7 +357,7 @@ def test_without_a_worker_a_check_is_not_queued_and_the_page_says_why(
         reverse("relay-check", args=["postfix"]), {"account": offline_account.pk}, follow=True
     )
     assert "Kein Worker läuft" in response.content.decode()
-    assert not RelayCheck.objects.exists()
+    assert not RelayJob.objects.exists()
 
 
 def test_a_check_left_by_a_dead_worker_is_marked_failed(admin_web, offline_account):
@@ -392,7 +394,7 @@ def test_an_apply_without_the_confirm_flag_writes_nothing(admin_web, offline_acc
     response = admin_web.post(reverse("relay-apply", args=["postfix"]), {"check": check.pk})
     assert response.status_code == 200
     assert 'id="not-confirmed"' in response.content.decode()
-    assert not RelayCheck.objects.filter(kind="apply").exists()
+    assert not RelayJob.objects.filter(kind="apply").exists()
 
 
 def test_an_apply_needs_a_finished_check(admin_web, offline_account):
@@ -410,7 +412,7 @@ def test_a_confirmed_apply_is_queued_and_logged(admin_web, offline_account, work
         reverse("relay-apply", args=["postfix"]), {"check": check.pk, "confirm": "1"}
     )
     assert response.status_code == 302
-    job = RelayCheck.objects.get(kind="apply")
+    job = RelayJob.objects.get(kind="apply")
     assert (job.confirmed, job.state, job.requested_by.username) == (check, State.QUEUED, "chef")
     entry = AuditEntry.objects.get(action="relay_apply")
     assert "/etc/postfix/main.cf" in entry.detail and "/etc/postfix/sasl_passwd" in entry.detail
@@ -685,3 +687,52 @@ def test_check_apply_and_a_delivered_test_mail_through_a_private_exim(
         html = admin_web.get(reverse("relay", args=["exim"])).content.decode()
     assert "zugestellt" in html
     assert smtp.password not in html
+
+
+# --- what the page offers: only what can work ----------------------------------------------
+
+
+def test_a_stopped_postfix_is_to_be_started_not_reloaded(admin_web, offline_account):
+    check = finished_check(offline_account)
+    RelayJob.objects.filter(pk=check.pk).update(status={**check.status, "running": False})
+    html = admin_web.get(reverse("relay", args=["postfix"])).content.decode()
+    then_run = html.split("Danach ausführen")[1].split("</pre>")[0]
+    assert "postfix check" in then_run and "postfix start" in then_run
+    assert "reload" not in then_run
+
+
+def test_a_running_postfix_is_reloaded(admin_web, offline_account):
+    finished_check(offline_account)
+    html = admin_web.get(reverse("relay", args=["postfix"])).content.decode()
+    assert "postfix reload" in html.split("Danach ausführen")[1].split("</pre>")[0]
+
+
+def test_the_tab_of_the_page_shown_is_no_link_to_itself(admin_web, offline_account):
+    html = admin_web.get(reverse("relay", args=["postfix"])).content.decode()
+    assert '<span aria-current="page" id="tab-postfix">' in html
+    tabs = html.split('class="tabs"')[1].split("</nav>")[0]
+    assert f'href="{reverse("relay", args=["postfix"])}' not in tabs
+    assert f'href="{reverse("relay", args=["exim"])}?account={offline_account.pk}"' in html
+
+
+def test_a_relay_that_is_not_installed_offers_no_apply_and_no_test(admin_web, offline_account):
+    check = finished_check(offline_account)
+    RelayJob.objects.filter(pk=check.pk).update(status={"mta": "postfix", "installed": False})
+    html = admin_web.get(reverse("relay", args=["postfix"])).content.decode()
+    assert 'id="relay-apply-button"' not in html and 'id="relay-test-button"' not in html
+    assert 'id="relay-not-installed"' in html and "nicht installiert" in html
+    assert 'id="relay-check-button"' in html, "checking again, once installed, stays offered"
+    response = admin_web.post(
+        reverse("relay-test", args=["postfix"]), {"account": offline_account.pk}, follow=True
+    )
+    assert "ist auf diesem Server nicht installiert" in response.content.decode()
+    assert not TestSend.objects.exists()
+
+
+def test_a_relay_the_probe_found_missing_offers_no_test(admin_web, offline_account):
+    from xmailadmin.models import ProbeResult, ProbeRun
+
+    run = ProbeRun.objects.create(state=State.PASSED)
+    ProbeResult.objects.create(run=run, key="exim", found=False)
+    html = admin_web.get(reverse("relay", args=["exim"])).content.decode()
+    assert 'id="relay-test-button"' not in html and 'id="relay-not-installed"' in html

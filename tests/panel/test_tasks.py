@@ -84,17 +84,17 @@ def test_a_second_start_while_queued_reuses_the_row(offline_account, worker_aliv
 
 
 def test_the_soft_time_limit_ends_in_a_failed_row(account, monkeypatch, worker_alive):
-    from transports import registry
+    from transports import catalogue
 
     class Slow:
         def send(self, target, message):
             raise SoftTimeLimitExceeded()
 
-    monkeypatch.setattr(registry, "get", lambda key: Slow())
+    monkeypatch.setattr(catalogue, "transport_for", lambda key, **options: Slow())
     send = queue_and_run(account, "python3")
     assert send.state == State.FAILED
     assert send.step == "timeout"
-    assert "Zeitlimit" in send.reason
+    assert "Zeitlimit" in send.explanation
 
 
 def test_a_password_from_a_dropped_key_fails_with_a_clear_reason(
@@ -103,7 +103,7 @@ def test_a_password_from_a_dropped_key_fails_with_a_clear_reason(
     settings.FERNET_KEYS = [Fernet.generate_key().decode()]
     send = queue_and_run(account, "python3")
     assert send.state == State.FAILED and send.step == "config"
-    assert "entschlüsseln" in send.reason
+    assert "entschlüsseln" in send.explanation
 
 
 def test_rotating_the_key_keeps_passwords_readable(offline_account, settings):
@@ -190,7 +190,7 @@ def test_a_running_row_of_a_vanished_worker_is_marked_failed(offline_account):
     assert expire_stale.apply().get() == 1
     send.refresh_from_db()
     assert send.state == State.FAILED
-    assert "celery@gone" in send.reason and "Lebenszeichen" in send.reason
+    assert "celery@gone" in send.explanation and "Lebenszeichen" in send.explanation
 
 
 def test_a_running_row_past_the_hard_limit_is_marked_failed(offline_account, settings):
@@ -201,7 +201,7 @@ def test_a_running_row_past_the_hard_limit_is_marked_failed(offline_account, set
     )  # fmt: skip
     jobs.expire_stale()
     send.refresh_from_db()
-    assert send.state == State.FAILED and "Zeitlimit" in send.reason
+    assert send.state == State.FAILED and "Zeitlimit" in send.explanation
 
 
 def test_a_queued_row_nobody_took_is_marked_failed(offline_account, settings):
@@ -211,7 +211,7 @@ def test_a_queued_row_nobody_took_is_marked_failed(offline_account, settings):
     )  # fmt: skip
     jobs.expire_stale()
     send.refresh_from_db()
-    assert send.state == State.FAILED and "übernommen" in send.reason
+    assert send.state == State.FAILED and "übernommen" in send.explanation
     assert send_test.apply(kwargs={"send_id": send.id}).get() == "skipped"
 
 
@@ -234,7 +234,7 @@ def test_a_restarted_worker_fails_what_it_was_running(offline_account):
     send.refresh_from_db()
     probe.refresh_from_db()
     assert send.state == probe.state == State.FAILED
-    assert "neu gestartet" in send.reason
+    assert "neu gestartet" in send.explanation
 
 
 def test_beat_probes_on_the_configured_schedule(settings):
@@ -269,14 +269,30 @@ def test_the_scheduled_probe_runs_inline_and_skips_while_one_is_active():
 
 
 def test_tool_output_with_nul_bytes_is_stored_escaped(account, monkeypatch, worker_alive):
-    from transports import registry
+    from transports import catalogue
     from transports.base import SENT, SendResult, Step
 
     class Chatty:
         def send(self, target, message):
             return SendResult(ok=True, step=Step.DONE, reason=SENT, transcript="a\x00b")
 
-    monkeypatch.setattr(registry, "get", lambda key: Chatty())
+    monkeypatch.setattr(catalogue, "transport_for", lambda key, **options: Chatty())
     send = queue_and_run(account, "perl")
     assert send.state == State.PASSED
     assert send.transcript == "a\\x00b"
+
+
+def test_a_transport_that_raises_fails_the_row_without_the_password(
+    account, monkeypatch, worker_alive
+):
+    from transports import catalogue
+
+    class Broken:
+        def send(self, target, message):
+            raise RuntimeError(f"the tool said {target.password}")
+
+    monkeypatch.setattr(catalogue, "transport_for", lambda key, **options: Broken())
+    send = queue_and_run(account, "perl")
+    assert (send.state, send.step) == (State.FAILED, "unknown")
+    assert send.reason.startswith("RuntimeError: the tool said ")
+    assert account.decrypt_password() not in send.explanation + send.reason

@@ -21,10 +21,10 @@ from german import has_german
 from transports.base import NOT_VERIFIED_BY_TOOL, NOT_VERIFIED_SWITCHED_OFF, Step, Target
 from transports.catalogue import BY_KEY, CATALOGUE
 from transports.classify import reason_for
-from transports.registry import TRANSPORTS
 from transports.relay import EximRelay, PostfixRelay, RelayAccount
-from transports.relay.follow import State as FollowState
-from transports.relay.follow import Tracking, verdict
+from transports.relay.follow import QueueState as FollowState
+from transports.relay.follow import Tracking
+from transports.relay.follow import result_of as verdict
 from transports.texts import Text
 from xmailadmin import services
 from xmailadmin.models import Account, State, TestSend
@@ -143,7 +143,7 @@ def test_an_older_rows_warning_is_translated_when_it_is_a_message_id():
 
 
 def warnings_of_transports() -> list[Text]:
-    rewrites = [cls.rewrites for cls in TRANSPORTS.values() if cls.rewrites]
+    rewrites = [e.transport.rewrites for e in CATALOGUE if e.transport.rewrites]
     return [*dict.fromkeys(rewrites), NOT_VERIFIED_BY_TOOL, NOT_VERIFIED_SWITCHED_OFF]
 
 

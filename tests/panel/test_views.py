@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -197,7 +198,7 @@ def test_a_polled_row_keeps_polling_while_its_test_runs(admin_web, offline_accou
     TestSend.objects.update(started_at=timezone.now())
     response = admin_web.get(reverse("row", args=[offline_account.pk, "curl"]), **HTMX)
     assert response.status_code == 200
-    assert 'hx-trigger="every 1s"' in response.content.decode()
+    assert re.search(r'hx-trigger="every \d+m?s"', response.content.decode())
 
 
 def test_a_polled_row_stops_polling_with_286_once_final(admin_web, offline_account):
@@ -222,7 +223,8 @@ def test_test_all_queues_one_row_per_enabled_command(admin_web, offline_account,
     assert {s.state for s in sends} == {State.QUEUED}
     assert len({s.batch for s in sends}) == 1
     html = response.content.decode()
-    assert html.count('hx-trigger="every 1s"') == 2
+    assert len(re.findall(r'hx-trigger="every \d+m?s"', html)) == 2
+    assert "sends-changed" in json.loads(response["HX-Trigger"])
     assert AuditEntry.objects.filter(action="test_sent", username="chef").exists()
 
 
@@ -347,7 +349,9 @@ def test_a_mode_that_contradicts_the_port_is_saved_with_a_warning(admin_web):
         reverse("account-new"), account_data(port="587", mode="smtps"), follow=True
     )
     assert Account.objects.get().mode_mismatch
-    assert "weicht von der Regel ab" in response.content.decode()
+    html = response.content.decode()
+    assert "Port 587 ist üblicherweise STARTTLS, im Konto steht SMTPS" in html
+    assert "»Modus erkennen«" in html  # a guess: the page says how to be sure
 
 
 def test_switching_verification_off_is_warned(admin_web):
@@ -371,9 +375,82 @@ def test_deleting_an_account_keeps_its_history(admin_web, offline_account):
         account=offline_account, account_name="Büro", command="curl", recipient="a@example.org",
         state=State.PASSED,
     )  # fmt: skip
-    admin_web.post(reverse("account-delete", args=[offline_account.pk]))
+    admin_web.post(reverse("account-delete", args=[offline_account.pk]), {"confirm": "1"})
     assert not Account.objects.exists()
     assert TestSend.objects.get().account_name == "Büro"
+
+
+def test_deleting_asks_on_the_page_first_not_with_a_browser_box(admin_web, offline_account):
+    listing = admin_web.get(reverse("accounts")).content.decode()
+    assert "hx-confirm" not in listing
+    url = reverse("account-delete", args=[offline_account.pk])
+    response = admin_web.post(url, **HTMX)
+    assert response["HX-Retarget"] == "#account-confirm"
+    html = response.content.decode()
+    assert 'id="delete-confirm"' in html and "<html" not in html
+    assert "Das Konto »Büro« wirklich löschen?" in html
+    assert 'name="confirm" value="1"' in html
+    html = admin_web.post(url).content.decode()  # without JavaScript: the whole page asks
+    assert 'id="delete-confirm"' in html and "<table" in html
+    assert Account.objects.filter(pk=offline_account.pk).exists()
+    assert not AuditEntry.objects.filter(action="account_deleted").exists()
+    response = admin_web.post(url, {"confirm": "1"}, follow=True)
+    assert not Account.objects.exists()
+    assert "gelöscht" in response.content.decode()
+
+
+# --- the password after a form error ------------------------------------------------------
+
+
+def kept_ticket(html: str) -> str:
+    import re
+
+    match = re.search(r'name="password_kept" value="([^"]+)"', html)
+    assert match, html
+    return match.group(1)
+
+
+def test_after_a_form_error_the_typed_password_is_kept_but_never_shown(admin_web):
+    html = admin_web.post(reverse("account-new"), account_data(port="99999")).content.decode()
+    assert "Es wurde nichts gespeichert" in html
+    assert "geheim" not in html
+    assert "Das eingegebene Passwort bleibt erhalten" in html
+    ticket = kept_ticket(html)
+    session = admin_web.session.get("xmailadmin_kept_passwords", {})
+    assert ticket in session and "geheim" not in str(session)  # encrypted in the session too
+    response = admin_web.post(
+        reverse("account-new"), account_data(password="", password_kept=ticket)
+    )
+    assert response.status_code == 302
+    assert Account.objects.get().decrypt_password() == "geheim"
+    assert not admin_web.session.get("xmailadmin_kept_passwords")  # used up
+
+
+def test_a_password_typed_again_after_an_error_wins(admin_web):
+    html = admin_web.post(reverse("account-new"), account_data(port="0")).content.decode()
+    data = account_data(password="neu-geheim", password_kept=kept_ticket(html))
+    admin_web.post(reverse("account-new"), data)
+    assert Account.objects.get().decrypt_password() == "neu-geheim"
+
+
+def test_a_kept_password_is_only_for_the_session_that_typed_it(admin_web, panel_admin):
+    from django.test import Client
+
+    html = admin_web.post(reverse("account-new"), account_data(port="0")).content.decode()
+    other = Client()
+    other.force_login(panel_admin)
+    data = account_data(password="", password_kept=kept_ticket(html))
+    html = other.post(reverse("account-new"), data).content.decode()
+    assert "Bitte ein Passwort eingeben." in html
+    assert not Account.objects.exists()
+
+
+def test_an_edit_error_keeps_a_newly_typed_password(admin_web, offline_account):
+    url = reverse("account-edit", args=[offline_account.pk])
+    html = admin_web.post(url, account_data(password="anders", host="a;b")).content.decode()
+    admin_web.post(url, account_data(password="", password_kept=kept_ticket(html)))
+    offline_account.refresh_from_db()
+    assert offline_account.decrypt_password() == "anders"
 
 
 # --- history ------------------------------------------------------------------------------
@@ -398,6 +475,30 @@ def test_history_shows_who_changed_what(admin_web):
     admin_web.post(reverse("account-new"), account_data())
     html = admin_web.get(reverse("history")).content.decode()
     assert "Konto angelegt" in html and "chef" in html
+
+
+def test_a_burst_of_up_and_down_clicks_is_one_order_change(admin_web):
+    for key, direction in (("perl", "up"), ("perl", "up"), ("curl", "down")):
+        admin_web.post(reverse("order-move"), {"key": key, "direction": direction}, **HTMX)
+    entries = AuditEntry.objects.filter(action="order_changed")
+    assert entries.count() == 1
+    final = [s.key for s in TransportSetting.ordered()]
+    assert entries.get().detail == " > ".join(final)
+
+
+def test_an_order_change_after_a_pause_or_another_entry_is_a_new_one(admin_web):
+    from datetime import timedelta
+
+    def move():
+        admin_web.post(reverse("order-move"), {"key": "perl", "direction": "up"}, **HTMX)
+
+    move()
+    AuditEntry.objects.update(at=AuditEntry.objects.get().at - timedelta(seconds=61))
+    move()
+    assert AuditEntry.objects.filter(action="order_changed").count() == 2
+    admin_web.post(reverse("order-toggle"), {"key": "curl"}, **HTMX)
+    move()
+    assert AuditEntry.objects.filter(action="order_changed").count() == 3
 
 
 def test_heartbeat_older_than_three_beats_means_no_worker(admin_web, offline_account):
@@ -464,7 +565,7 @@ def test_an_unreachable_redis_is_reported_quickly(
 ):
     import time
 
-    from tests.panel.conftest import use_broker
+    from panel_workers import use_broker
 
     use_broker(f"redis://127.0.0.1:{refused_port}/0")
     try:
@@ -477,3 +578,89 @@ def test_an_unreachable_redis_is_reported_quickly(
         assert not TestSend.objects.exists()
     finally:
         use_broker("filesystem://", embedded_broker)
+
+
+# --- polling: fast while a row is young, then less often; cheap each time ------------------
+
+
+def _running(account, command="curl", age=0.0, **fields) -> TestSend:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    at = timezone.now() - timedelta(seconds=age)
+    return TestSend.objects.create(
+        account=account, account_name=account.name, command=command, recipient="a@example.org",
+        created_at=at, started_at=at,
+        **{"state": State.RUNNING, "worker": "celery@test", **fields},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("age", "delay"), [(0, "100ms"), (1.5, "200ms"), (5, "500ms"), (30, "1s"), (None, "")]
+)
+def test_a_running_row_is_polled_often_at_first_then_less(offline_account, age, delay):
+    """Most sends end within a second: a result shows within 0.25 s of it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from xmailadmin.views.common import poll_every
+
+    if age is None:
+        row = TestSend(state=State.PASSED)
+    else:
+        row = TestSend(state=State.RUNNING, created_at=timezone.now() - timedelta(seconds=age))
+    assert poll_every(row) == delay
+
+
+def test_the_polled_row_names_its_next_delay(admin_web, offline_account, worker_alive):
+    _running(offline_account, age=30)
+    response = admin_web.get(reverse("row", args=[offline_account.pk, "curl"]), **HTMX)
+    assert response.status_code == 200
+    assert 'hx-trigger="every 1s"' in response.content.decode()
+
+
+def test_a_poll_of_a_young_running_row_is_cheap(
+    admin_web, offline_account, worker_alive, django_assert_max_num_queries
+):
+    """Several polls a second per running row: no expiry queries (a row younger than
+    three heartbeats cannot be stale) and one query for its send."""
+    TransportSetting.ordered()
+    ProbeRun.objects.create(state=State.PASSED)
+    _running(offline_account)
+    url = reverse("row", args=[offline_account.pk, "curl"])
+    admin_web.get(url, **HTMX)  # the session, once
+    with django_assert_max_num_queries(9):  # login 3, account, server, order, probe 2, send
+        assert admin_web.get(url, **HTMX).status_code == 200
+
+
+def test_an_old_running_row_of_a_dead_worker_is_failed_when_polled(admin_web, offline_account):
+    _running(offline_account, age=60, worker="celery@gone")
+    response = admin_web.get(reverse("row", args=[offline_account.pk, "curl"]), **HTMX)
+    assert response.status_code == 286
+    html = response.content.decode()
+    assert "Worker gestoppt" in html and "celery@gone" in html and "Zeitüberschreitung" not in html
+
+
+def test_a_running_row_shows_how_long_it_has_run(admin_web, offline_account, worker_alive):
+    _running(offline_account, age=7.4)
+    html = admin_web.get(reverse("row", args=[offline_account.pk, "curl"]), **HTMX).content
+    assert "seit 7 s" in html.decode()
+
+
+def test_a_row_that_ends_tells_the_status_line_to_reload(admin_web, offline_account):
+    _running(offline_account, state=State.PASSED, step="done")
+    response = admin_web.get(reverse("row", args=[offline_account.pk, "curl"]), **HTMX)
+    assert response.status_code == 286
+    assert "sends-changed" in json.loads(response["HX-Trigger"])
+
+
+def test_the_status_line_is_on_the_dashboard_and_reloads_itself(admin_web, offline_account):
+    first = TransportSetting.ordered()[0]
+    _running(offline_account, first.key, state=State.PASSED, step="done")
+    html = admin_web.get(reverse("dashboard")).content.decode()
+    start = html.index('id="status-line"')
+    line = html[start : html.index("</p>", start)]
+    assert "Der Mailversand funktioniert über den Ersten der Reihenfolge" in line
+    assert 'hx-select="#status-line"' in line and "sends-changed from:body" in line

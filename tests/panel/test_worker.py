@@ -13,9 +13,9 @@ import time
 
 import pytest
 from celery.signals import before_task_publish
-from conftest import worker_process
 from django.core.management import call_command
 from django.urls import reverse
+from panel_workers import worker_process
 
 from transports.catalogue import KEYS
 from xmailadmin import services
@@ -137,8 +137,8 @@ def test_a_send_left_running_by_a_killed_worker_is_failed_with_that_reason(
     send.refresh_from_db()
     assert send.state == State.FAILED
     # In the language of the one who clicked: German here.
-    assert f"Der Worker {queue}@" in send.reason
-    assert "aufgehört zu arbeiten, während der Auftrag lief" in send.reason
+    assert f"Der Worker {queue}@" in send.explanation
+    assert "aufgehört zu arbeiten, während der Auftrag lief" in send.explanation
 
 
 def wait_until(condition, worker, timeout: float = 30) -> None:

@@ -30,12 +30,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SESSION_QUEUE, WorkerProcess, _redis_answers, _redis_url, worker_env
+from panel_workers import (
+    REPO,
+    SESSION_QUEUE,
+    WorkerProcess,
+    redis_answers,
+    redis_url,
+    stop_worker,
+    worker_env,
+)
 
 from transports.secrecy import secret_forms
-from xmailadmin import services
+from xmailadmin import jobs, services
 from xmailadmin.celery import app as celery_app
-from xmailadmin.models import Account, State, TestSend
+from xmailadmin.models import ACTIVE_STATES, Account, State, TestSend
 
 pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]
 
@@ -49,6 +57,14 @@ TOOLS = {
     "python3": "send_mail.py",
 }
 DEADLINE = 20.0  # seconds for everything to be gone after the kill
+# Why the rows failed, as the page says it: the worker stopped, never "timeout". The
+# whole worker gone: its heartbeats stop (or its successor, same name, says so first);
+# only the pool: the worker's main process hears it from Celery at once.
+REASONS = {
+    "kill_worker": {"worker_stopped"},
+    "kill_pool": {"process_lost"},
+    "kill_everything": {"worker_restarted", "worker_stopped"},
+}
 
 
 # --- processes, from /proc ---------------------------------------------------------------
@@ -178,13 +194,7 @@ def worker(queue: str, var: Path, runtime: Path) -> Iterator[WorkerProcess]:
         wait_until(lambda: " ready." in started.log_text(), started, 30, proc.poll)
         yield started
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_worker(proc)
 
 
 def wait_until(
@@ -234,13 +244,28 @@ def kill_everything(root: int, snapshot: list[Proc]) -> None:
             os.kill(proc.pid, signal.SIGKILL)
 
 
+def assert_failed_as_a_stopped_worker(sends, reasons: set[str], doomed) -> None:
+    """Every row final, at the step "worker" with the reason of how it died."""
+
+    def all_final() -> bool:
+        jobs.expire_stale()  # what the page's next poll does
+        return not TestSend.objects.filter(state__in=ACTIVE_STATES).exists()
+
+    wait_until(all_final, doomed, DEADLINE, what="rows still active after the kill")
+    for send in TestSend.objects.filter(pk__in=[s.pk for s in sends]):
+        assert (send.state, send.step) == (State.FAILED, "worker"), (send.step, send.reason)
+        assert send.reason_code in reasons, send.reason
+        assert send.reason_text["msgid"] and "time limit" not in send.explanation
+
+
 @pytest.mark.parametrize(
     "kill", [kill_worker, kill_pool, kill_everything], ids=["worker", "pool", "everything"]
 )
 def test_a_sigkilled_worker_leaves_no_tool_running_and_no_password_on_disk(
-    kill, tools, celery_worker_process, silent_server, tmp_path, panel_admin
+    kill, tools, celery_worker_process, silent_server, tmp_path, panel_admin, settings
 ):
     # celery_worker_process: only for its switch of this process's broker to Redis.
+    settings.XMAILADMIN_HEARTBEAT_SECONDS = 1  # as the workers beat: stale after 3 s
     since = time.time() - 1
     password = f"Kill-S3cret-{uuid.uuid4().hex[:12]}"
     secrets = [f.encode() for f in secret_forms("u", password)]
@@ -301,6 +326,8 @@ def test_a_sigkilled_worker_leaves_no_tool_running_and_no_password_on_disk(
             assert holding(default_places(since), secrets) == []
             assert files_under(runtime) == []
             assert list(runtime.iterdir()) == []
+
+            assert_failed_as_a_stopped_worker(sends, REASONS[kill.__name__], doomed)
     finally:
         # Whatever the test found: nothing it started stays, no password stays.
         table = processes()
@@ -311,6 +338,6 @@ def test_a_sigkilled_worker_leaves_no_tool_running_and_no_password_on_disk(
         for folder in [*(p.parent for p in secret_files), *map(Path, map(os.fsdecode, homes))]:
             if folder.name.startswith("xmailadmin-") or folder.parent == runtime:
                 shutil.rmtree(folder, ignore_errors=True)
-        if _redis_answers(_redis_url()):
+        if redis_answers(redis_url()):
             with celery_app.connection_for_write() as conn:
                 conn.default_channel.queue_delete(queue)

@@ -26,7 +26,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -47,7 +47,16 @@ from pki import Pki, make_pki  # noqa: E402
 from transports.message import TEST_ID_HEADER  # noqa: E402
 
 HOST = "127.0.0.1"
-DEFAULT_USER = "tester"
+# An address, as most providers' logins are: every command must carry it intact
+# (percent-encoded in an SMTP URL, "@" and all).
+DEFAULT_USER = "tester@example.org"
+# The sender addresses the login owns (postfix: smtpd_sender_login_maps): the login
+# itself and the senders the suite sends as (tests/transports/mailcommands.py, the
+# relay cases, the panel's test account, bench/panel_bench.py). Any other MAIL FROM is
+# refused at RCPT.
+DEFAULT_SENDERS = frozenset(
+    {DEFAULT_USER, "absender@example.org", "panel@example.org", "bench@example.org"}
+)
 # Plain ASCII punctuation only: some mail commands mangle quotes, spaces or
 # non-ASCII in passwords, and those are not what the product's tests are about.
 DEFAULT_PASSWORD = "S3cret-T3st-pw!"
@@ -220,6 +229,20 @@ class _Handler:
         self.port = port
         self._owner = owner
 
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if refusal := self._owner._sender_refusal(session, envelope):
+            return refusal
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         n = self._owner._receive(self, server, session, envelope)
         return f"250 2.0.0 Ok: queued as {n}"
@@ -245,7 +268,8 @@ class SmtpTestServer:
     Ports (attributes, chosen by the OS): starttls_port, smtps_port, tls12_port,
     wrong_host_port, other_ca_smtps_port, other_ca_starttls_port, plain_port;
     `ports` maps listener name to port. Every listener except "plain" requires
-    AUTH before MAIL.
+    AUTH before MAIL, and refuses a sender the login does not own (`senders`) as
+    postfix's reject_sender_login_mismatch does: at RCPT, with 553 5.7.1.
     """
 
     def __init__(
@@ -255,6 +279,8 @@ class SmtpTestServer:
         *,
         user: str = DEFAULT_USER,
         password: str = DEFAULT_PASSWORD,
+        senders: Iterable[str] = DEFAULT_SENDERS,
+        auth_required: bool = True,
         data_size_limit: int = DATA_SIZE_LIMIT,
         idle_timeout: float = IDLE_TIMEOUT,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
@@ -264,6 +290,9 @@ class SmtpTestServer:
         self.directory = Path(directory)
         self.user = user
         self.password = password
+        self.senders = frozenset(s.lower() for s in senders)
+        # False: AUTH is offered but MAIL is taken without it, as an open relay would.
+        self.auth_required = auth_required
         self.host = HOST
         self.data_size_limit = data_size_limit
         self.idle_timeout = idle_timeout
@@ -380,7 +409,7 @@ class SmtpTestServer:
             # STARTTLS inside implicit TLS would be nonsense, so no context there.
             tls_context=None if implicit else ctx,
             require_starttls=handler.listener.mode == "starttls",
-            auth_required=True,
+            auth_required=self.auth_required,
             authenticator=self._authenticate,
             data_size_limit=self.data_size_limit,
             decode_data=False,
@@ -426,6 +455,18 @@ class SmtpTestServer:
             # handled=False makes aiosmtpd answer "535 5.7.8 Authentication credentials invalid".
             return AuthResult(success=False, handled=False)
         return AuthResult(success=True, auth_data=auth_data.login.decode("utf-8", "replace"))
+
+    def _sender_refusal(self, session: Session, envelope: Envelope) -> str | None:
+        """Postfix's words for a sender the login does not own (smtpd_sender_login_maps
+        with reject_sender_login_mismatch; smtpd_delay_reject makes it answer at RCPT)."""
+        sender = envelope.mail_from or ""
+        if sender in ("", "<>"):  # aiosmtpd keeps the null sender's brackets
+            return None
+        if not session.authenticated or sender.lower() in self.senders:
+            return None
+        return (
+            f"553 5.7.1 <{sender}>: Sender address rejected: not owned by user {session.auth_data}"
+        )
 
     def _receive(
         self, handler: _Handler, server: SMTP, session: Session, envelope: Envelope
@@ -523,6 +564,7 @@ class SmtpTestServer:
             "other_ca_file": str(self.pki.other_ca_file),
             "user": self.user,
             "password": self.password,
+            "senders": sorted(self.senders),
             "messages_dir": str(self.directory),
             "pki_dir": str(self.pki.directory),
             "pid": os.getpid(),

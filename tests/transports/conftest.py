@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from mailcommands import SMTP_COMMANDS, Command
 
@@ -11,3 +13,13 @@ def command(request: pytest.FixtureRequest) -> Command:
     cmd: Command = request.param
     cmd.require()
     return cmd
+
+
+@pytest.fixture(scope="session")
+def probe() -> dict[str, object]:
+    """One probe of this machine's mail commands: the rows, its wall time, each row by key."""
+    from transports.probe import probe_all
+
+    start = time.monotonic()
+    rows = probe_all()
+    return {"rows": rows, "wall": time.monotonic() - start, **{d.key: d for d in rows}}

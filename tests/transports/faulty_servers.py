@@ -24,6 +24,7 @@ import contextlib
 import socket
 import ssl
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from pki import Pki
@@ -41,6 +42,14 @@ HUGE_SIZE = 10 * 1024 * 1024
 DROP_AFTER_BYTES = 4096
 SOCKET_TIMEOUT = 30.0
 _LINE_LIMIT = 64 * 1024
+
+
+@dataclass
+class _Session:
+    """What one connection has done so far."""
+
+    authenticated: bool = False
+    ehlo_seen: bool = False
 
 
 class _Closed(Exception):
@@ -161,56 +170,73 @@ class FaultyServer:
             conn.close()
 
     def _dialogue(self, conn: _Connection) -> None:
-        authenticated = False
-        ehlo_seen = False
+        session = _Session()
         while True:
             line = conn.read_line()
             verb = line.split(" ", 1)[0].upper()
-            if verb in ("EHLO", "HELO"):
-                if not ehlo_seen and self.fault in (HUGE_EHLO, HUGE_EHLO_LINE):
-                    self.events.append("huge_ehlo")
-                    if self.fault == HUGE_EHLO:
-                        conn.send_huge_multiline("250-")
-                    else:
-                        conn.send_huge_line("250 ")
-                    return
-                ehlo_seen = True
-                extensions = ["AUTH PLAIN LOGIN", "8BITMIME", "SIZE 33554432"]
-                if not conn.tls:
-                    extensions.insert(0, "STARTTLS")
-                conn.send_reply(
-                    250, ["localhost", *extensions] if verb == "EHLO" else ["localhost"]
-                )
-            elif verb == "STARTTLS" and not conn.tls:
-                conn.send("220 2.0.0 Ready to start TLS")
-                conn.wrap(self._context)
-                self._keep(conn.sock)
-                self.events.append("tls")
-                if self.fault == CLOSE_AFTER_HANDSHAKE:
-                    self.events.append("closed_after_handshake")
-                    return
-                ehlo_seen = False  # RFC 3207: the client greets again
-            elif verb == "AUTH":
-                authenticated = self._auth(conn, line)
-            elif verb == "MAIL":
-                conn.send("250 2.1.0 OK" if authenticated else "530 5.7.0 Authentication required")
-            elif verb == "RCPT":
-                conn.send("250 2.1.5 OK")
-            elif verb == "DATA":
-                conn.send("354 End data with <CR><LF>.<CR><LF>")
-                if self.fault == DROP_IN_DATA:
-                    self.data_bytes = conn.read_some_data(DROP_AFTER_BYTES)
-                    self.events.append("dropped_in_data")
-                    return
-                conn.read_data()
-                conn.send("250 2.0.0 OK queued")
-            elif verb in ("RSET", "NOOP"):
-                conn.send("250 2.0.0 OK")
-            elif verb == "QUIT":
-                conn.send("221 2.0.0 Bye")
+            if not self._answer(conn, session, verb, line):
                 return
+
+    def _answer(self, conn: _Connection, session: _Session, verb: str, line: str) -> bool:
+        """Answers one command; False once the connection is to end (a fault, or QUIT)."""
+        if verb in ("EHLO", "HELO"):
+            return self._greet(conn, session, verb)
+        if verb == "STARTTLS" and not conn.tls:
+            return self._starttls(conn, session)
+        if verb == "AUTH":
+            session.authenticated = self._auth(conn, line)
+        elif verb == "MAIL":
+            conn.send(
+                "250 2.1.0 OK" if session.authenticated else "530 5.7.0 Authentication required"
+            )
+        elif verb == "RCPT":
+            conn.send("250 2.1.5 OK")
+        elif verb == "DATA":
+            return self._data(conn)
+        elif verb in ("RSET", "NOOP"):
+            conn.send("250 2.0.0 OK")
+        elif verb == "QUIT":
+            conn.send("221 2.0.0 Bye")
+            return False
+        else:
+            conn.send("502 5.5.2 Command not recognised")
+        return True
+
+    def _greet(self, conn: _Connection, session: _Session, verb: str) -> bool:
+        if not session.ehlo_seen and self.fault in (HUGE_EHLO, HUGE_EHLO_LINE):
+            self.events.append("huge_ehlo")
+            if self.fault == HUGE_EHLO:
+                conn.send_huge_multiline("250-")
             else:
-                conn.send("502 5.5.2 Command not recognised")
+                conn.send_huge_line("250 ")
+            return False
+        session.ehlo_seen = True
+        extensions = ["AUTH PLAIN LOGIN", "8BITMIME", "SIZE 33554432"]
+        if not conn.tls:
+            extensions.insert(0, "STARTTLS")
+        conn.send_reply(250, ["localhost", *extensions] if verb == "EHLO" else ["localhost"])
+        return True
+
+    def _starttls(self, conn: _Connection, session: _Session) -> bool:
+        conn.send("220 2.0.0 Ready to start TLS")
+        conn.wrap(self._context)
+        self._keep(conn.sock)
+        self.events.append("tls")
+        if self.fault == CLOSE_AFTER_HANDSHAKE:
+            self.events.append("closed_after_handshake")
+            return False
+        session.ehlo_seen = False  # RFC 3207: the client greets again
+        return True
+
+    def _data(self, conn: _Connection) -> bool:
+        conn.send("354 End data with <CR><LF>.<CR><LF>")
+        if self.fault == DROP_IN_DATA:
+            self.data_bytes = conn.read_some_data(DROP_AFTER_BYTES)
+            self.events.append("dropped_in_data")
+            return False
+        conn.read_data()
+        conn.send("250 2.0.0 OK queued")
+        return True
 
     def _auth(self, conn: _Connection, line: str) -> bool:
         words = line.split()

@@ -11,7 +11,7 @@ import pytest
 from smtp_server import SmtpTestServer
 
 from transports.base import Mode, Target
-from transports.registry import get
+from transports.catalogue import transport_for
 
 SENDER = "absender@example.org"
 RECIPIENT = "empfaenger@example.net"
@@ -41,10 +41,10 @@ class Command:
     binary: str = ""  # what must be installed; skip with the reason otherwise
 
     def transport(self):
-        return get(self.key, self.executable)
+        return transport_for(self.key, self.executable)
 
     def require(self) -> None:
-        needed = self.executable or self.binary or get(self.key).binary
+        needed = self.executable or self.binary or transport_for(self.key).binary
         if not needed or not shutil.which(needed):
             pytest.skip(f"{self.id}: {needed or 'interpreter'} is not installed (CI installs it)")
 

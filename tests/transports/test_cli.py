@@ -102,3 +102,19 @@ def test_send_refuses_bad_input_with_exit_2_and_a_clear_error(smtp):
 
     assert done.returncode == 2
     assert "not a valid host name" in done.stderr
+
+
+def test_detect_mode_tells_smtps_from_starttls_by_asking_the_server(smtp):
+    smtps = cli("detect-mode", "--host", smtp.host, "--port", str(smtp.smtps_port), "--json")
+    starttls = cli("detect-mode", "--host", smtp.host, "--port", str(smtp.starttls_port))
+
+    assert smtps.returncode == 0, smtps.stderr
+    assert json.loads(smtps.stdout)["mode"] == "smtps"
+    assert starttls.returncode == 0 and starttls.stdout.startswith("starttls: ")
+
+
+def test_detect_mode_exits_1_when_no_mode_was_seen(refused_port):
+    result = cli("detect-mode", "--host", "127.0.0.1", "--port", str(refused_port))
+
+    assert result.returncode == 1
+    assert result.stdout.startswith("unknown: no connection to 127.0.0.1")

@@ -8,7 +8,7 @@ import sys
 
 def test_transports_loads_without_django():
     code = (
-        "import sys, transports.registry, transports.detection, transports.cli;"
+        "import sys, transports.catalogue, transports.probe, transports.cli;"
         "sys.exit('django' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

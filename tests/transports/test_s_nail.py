@@ -5,14 +5,16 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from detecting import need, stand_in
 from mailcommands import RECIPIENT, SENDER, make_target
 from smtp_server import TEST_ID_HEADER
 
 from transports.base import Mode, Step, TargetError
 from transports.message import build_test_message
+from transports.probe import detect
 from transports.s_nail import SNail, SNail15, major_version, rc_quote
 
-pytestmark = pytest.mark.skipif(not shutil.which("s-nail"), reason="s-nail missing (CI has it)")
+needs_snail = pytest.mark.skipif(not shutil.which("s-nail"), reason="s-nail missing (CI has it)")
 
 
 def test_rc_quote_keeps_every_printable_character_literal():
@@ -26,6 +28,7 @@ def test_rc_quote_refuses_what_would_end_the_line(value):
         rc_quote(value)
 
 
+@needs_snail
 def test_the_row_of_another_major_version_is_not_installed_and_sends_nothing(smtp, mail_test_id):
     installed = major_version(shutil.which("s-nail"))
     assert installed in (14, 15)
@@ -39,3 +42,23 @@ def test_the_row_of_another_major_version_is_not_installed_and_sends_nothing(smt
     assert result.step is Step.UNSUPPORTED
     assert f"version {installed}" in str(result.reason)
     assert not smtp.find(TEST_ID_HEADER, mail_test_id)
+
+
+# --- detection: one s-nail, two rows ------------------------------------------------------
+
+
+def test_snail_rows(probe):
+    need("s-nail")
+    snail14, snail15 = probe["snail14"], probe["snail15"]
+    assert snail14.found and snail14.version.startswith("14.")
+    assert snail14.path.endswith("/s-nail")
+    assert not snail15.found
+    assert snail15.note == f"installed s-nail is {snail14.version}"
+
+
+def test_snail15_stand_in(tmp_path):
+    fake = stand_in(tmp_path, "s-nail", "s-nail v15.0.0, 2026-01-01 (built for Linux)\n +tls")
+    assert detect("snail15", fake).found
+    row14 = detect("snail14", fake)
+    assert not row14.found
+    assert row14.note == "installed s-nail is 15.0.0"

@@ -76,9 +76,9 @@ def test_a_wrong_password_is_not_shown_either(command, smtp):
 
 
 def test_heirloom_says_clearly_why_it_cannot_take_both_quotes(smtp):
-    from transports.registry import get
+    from transports.catalogue import transport_for
 
-    result = get("mailx-heirloom", "s-nail").send(
+    result = transport_for("mailx-heirloom", "s-nail").send(
         make_target(smtp, Mode.STARTTLS, password="a'b\"c"), b"Subject: x\n\nx\n"
     )
     assert not result.ok

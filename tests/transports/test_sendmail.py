@@ -12,11 +12,12 @@ import shutil
 import stat
 
 import pytest
+from detecting import detect_stand_in, need
 from mailcommands import RECIPIENT, SENDER, plain_target
 
 from transports.base import SendResult, Step, Transport
+from transports.catalogue import transport_for
 from transports.mailx import BsdMailx
-from transports.registry import get
 from transports.relay import PostfixRelay
 from transports.sendmail import PostfixSendmail
 
@@ -50,7 +51,7 @@ def unconfigured_postfix(tmp_path) -> PostfixRelay:
 @pytest.mark.parametrize("key", ["postfix", "exim"])
 def test_a_queued_message_is_not_a_pass(key, tmp_path):
     exe = fake_sendmail(tmp_path, 0)
-    result = sent(get(key, exe))
+    result = sent(transport_for(key, exe))
 
     assert not result.ok
     assert result.step is Step.QUEUE
@@ -65,7 +66,7 @@ def test_a_queued_message_is_not_a_pass(key, tmp_path):
 
 def test_a_refusing_sendmail_fails_at_queue_with_its_words(tmp_path):
     exe = fake_sendmail(tmp_path, 75, "sendmail: fatal: queue file write error")
-    result = sent(get("postfix", exe))
+    result = sent(transport_for("postfix", exe))
 
     assert not result.ok
     assert result.step is Step.QUEUE
@@ -78,7 +79,7 @@ def test_a_refusing_sendmail_fails_at_queue_with_its_words(tmp_path):
 )
 def test_the_real_postfix_sendmail_is_never_a_pass():
     # Whatever state this machine's postfix is in (unconfigured here), no pass.
-    result = get("postfix").send(plain_target(25, timeout=10), MESSAGE)
+    result = transport_for("postfix").send(plain_target(25, timeout=10), MESSAGE)
 
     assert not result.ok
     assert result.step in (Step.QUEUE, Step.TIMEOUT)
@@ -86,7 +87,7 @@ def test_the_real_postfix_sendmail_is_never_a_pass():
 
 
 def test_bsd_mailx_says_it_needs_a_local_relay():
-    result = sent(get("mailx-bsd"))
+    result = sent(transport_for("mailx-bsd"))
 
     assert not result.ok
     assert result.step is Step.UNSUPPORTED
@@ -94,7 +95,7 @@ def test_bsd_mailx_says_it_needs_a_local_relay():
 
 
 def test_a_command_that_is_not_installed_is_unsupported_not_a_crash():
-    result = sent(get("curl", "/nonexistent/curl"))
+    result = sent(transport_for("curl", "/nonexistent/curl"))
 
     assert not result.ok
     assert result.step is Step.UNSUPPORTED
@@ -124,3 +125,45 @@ def test_bsd_mailx_without_a_ready_relay_says_why(tmp_path):
     assert result.step is Step.UNSUPPORTED
     assert result.reason_code == "needs_relay"
     assert "not configured" in str(result.reason)
+
+
+# --- detection: postfix's TLS is in its smtp daemon, exim's in the one binary -------------
+
+
+def test_postfix_via_libpostfix_tls(probe):
+    need("postconf")
+    row = probe["postfix"]
+    assert row.found and row.path.endswith("sendmail")
+    assert row.version and row.version[0].isdigit()
+    assert row.tls_library == "OpenSSL"
+    assert row.evidence[:2] == [
+        "readelf -d smtp: libpostfix-tls.so (no TLS library of its own)",
+        "readelf -d libpostfix-tls.so: libssl.so.3",
+    ]
+    assert "postfix" in row.note  # configured / running or not: informational
+
+
+def test_old_exim_stand_in(tmp_path):
+    row = detect_stand_in(
+        tmp_path,
+        "exim",
+        "Exim version 4.84_2 #2 built 02-Feb-2016 14:52:13\n"
+        "Support for: crypteq iconv() IPv6 GnuTLS move_frozen_messages DKIM PRDR OCSP\n"
+        "Library version: GnuTLS: Compile: 3.3.8\n"
+        "                         Runtime: 3.3.8",
+        name="exim4",
+    )
+    assert (row.found, row.version, row.tls_library, row.tls_library_version) == (
+        True,
+        "4.84_2",
+        "GnuTLS",
+        "3.3.8",
+    )
+    assert (row.tls12, row.tls13) == ("yes", "no")
+
+
+def test_exim_that_cannot_start(tmp_path):
+    output = 'exim: failed to find uid for user name "Debian-exim"'
+    row = detect_stand_in(tmp_path, "exim", output, name="exim4", exit_code=1)
+    assert row.found and not row.usable
+    assert "Debian-exim" in row.note

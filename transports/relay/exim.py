@@ -20,13 +20,14 @@ import shlex
 import signal
 
 from ..base import Target, TargetError
-from ..detection import detect, which
-from ..run import RunOutput, run
+from ..detection import detect_binary
+from ..run import RunOutput, run, which
 from ..texts import Text, gettext_noop
-from .applying import ConfiguredRelay, refusal, rejection, write_failed
-from .comparing import Comparison, shown
+from ..versions import parse_exim_version
+from .config import Comparison, refusal, rejection, shown, write_failed
 from .exim_log import EximFollower
 from .files import backup_stamp, read_text, take_backup, write_merged
+from .follow import Queue
 from .model import (
     SYSTEM_CA_FILE,
     ApplyResult,
@@ -34,6 +35,7 @@ from .model import (
     Difference,
     GeneratedConfig,
     RelayAccount,
+    RelayBase,
     RelayStatus,
     secret_digest,
 )
@@ -45,9 +47,24 @@ EXIM_GROUP = "Debian-exim"  # compiled in; passwd.client must be readable by it
 TRANSPORT = "remote_smtp_smarthost"
 COMMAND_TIMEOUT = 30.0
 MACRO_PREFIX = "REMOTE_SMTP_SMARTHOST_"
+# Given with -D to a test send's delivery, and passed on by exim to the process that
+# makes a bounce: our macros file then has that bounce only queued, not sent, so it is
+# removed with the failed test message instead of reaching the sender's mailbox.
+TEST_SEND_MACRO = "XMAILADMIN_TEST_SEND"
+BOUNCE_HOOK = f".ifdef {TEST_SEND_MACRO}\nqueue_only = true\n.endif\n"
+# Debian's smarthost transport only *tries* to log in, then delivers without: these
+# lines, in a file that sorts right after the transport's own (update-exim4.conf joins
+# the conf.d files in C order), make the login required.
+REQUIRE_AUTH_FILE = "30_exim4-config_remote_smtp_smarthost_require_auth"
+REQUIRE_AUTH = (
+    f"# continues {TRANSPORT} (the file before this one): a relay configured with a\n"
+    "# password must log in with it, never deliver without\n"
+    "  hosts_require_auth = *\n"
+)
 TRANSPORT_OPTIONS = (
     "protocol",
     "port",
+    "hosts_require_auth",
     "hosts_require_tls",
     "tls_verify_certificates",
     "tls_verify_hosts",
@@ -66,7 +83,7 @@ def _smarthost_hosts(value: str) -> list[str]:
     return [h.split("::")[0].strip() for h in hosts if h]
 
 
-def parse_assignments(text: str) -> dict[str, str]:
+def parse_shell_assignments(text: str) -> dict[str, str]:
     """``NAME='value'`` lines of a file that the shell sources, without running a shell."""
     values = {}
     for line in text.splitlines():
@@ -94,7 +111,7 @@ def _parse_options(text: str) -> dict[str, str]:
     return values
 
 
-class EximRelay(ConfiguredRelay):
+class EximRelay(RelayBase):
     mta = "exim"
 
     def __init__(
@@ -125,9 +142,13 @@ class EximRelay(ConfiguredRelay):
 
     def macros_file(self, dc: dict[str, str]) -> str:
         # Both places are Debian's documented spots for local macros.
-        if dc.get("dc_use_split_config", "").lower() == "true":
+        if _split(dc):
             return os.path.join(self.conf_dir, "conf.d", "main", "000_localmacros")
         return os.path.join(self.conf_dir, "exim4.conf.localmacros")
+
+    @property
+    def require_auth_file(self) -> str:
+        return os.path.join(self.conf_dir, "conf.d", "transport", REQUIRE_AUTH_FILE)
 
     def exim(self) -> list[str]:
         return [self.binary, *(["-C", self.config_file] if self.config_file else [])]
@@ -144,7 +165,7 @@ class EximRelay(ConfiguredRelay):
         return argv
 
     def dc_settings(self) -> dict[str, str]:
-        return parse_assignments(read_text(self.settings_file))
+        return parse_shell_assignments(read_text(self.settings_file))
 
     def macro(self, name: str) -> str | None:
         out = self._run_exim("-bP", "macro", name)
@@ -189,7 +210,7 @@ class EximRelay(ConfiguredRelay):
             status.notes.append(Text(gettext_noop("exim is not installed")))
             return status
         status.installed = True
-        det = detect("exim", self.binary)
+        det = detect_binary("exim", (self.binary,), (("-bV",),), parse_exim_version)
         status.version = det.version
         status.take_tls(det)
         dc = self.dc_settings()
@@ -294,6 +315,7 @@ class EximRelay(ConfiguredRelay):
             "dc_eximconfig_configtype": "smarthost",
             "dc_smarthost": smarthost_for(account),
         }
+        dc = self.dc_settings()
         files = [
             ConfigFile(
                 self.passwd_client,
@@ -303,8 +325,12 @@ class EximRelay(ConfiguredRelay):
                 group=EXIM_GROUP,
                 merge="colon-lines",
             ),
-            ConfigFile(self.macros_file(self.dc_settings()), macro_text, 0o644, merge="block"),
+            ConfigFile(self.macros_file(dc), macro_text + BOUNCE_HOOK, 0o644, merge="block"),
         ]
+        if _split(dc):
+            files.append(ConfigFile(self.require_auth_file, REQUIRE_AUTH, 0o644, merge="block"))
+        else:
+            notes.append(NO_REQUIRED_LOGIN)
         commands = [" ".join(self.update_argv()), " ".join([*self.exim(), "-bV"])]
         commands.append("invoke-rc.d exim4 reload   # if the exim daemon runs")
         return GeneratedConfig(self.mta, self.settings_file, settings, files, commands, notes)
@@ -357,9 +383,15 @@ class EximRelay(ConfiguredRelay):
 
     # -- test send --
 
-    def follower(self, message_id: str, target: Target) -> EximFollower:
+    def queue(self) -> Queue:
+        # -odq: only queue. The follower then delivers with "exim -M ID" in the foreground
+        # within the time limit: exim's own background delivery runs in a session of its
+        # own that no time limit of ours reaches, and may be cut off as it starts.
+        return Queue(self.mta, [*self.exim(), "-odq"], self.handover_env(), self._follower)
+
+    def _follower(self, target: Target) -> EximFollower:
         path = self.log_path(self.options("log_file_path").get("log_file_path", ""))
-        return EximFollower(path, self.exim())
+        return EximFollower(path, self.exim(), [f"-D{TEST_SEND_MACRO}"])
 
     def sendmail_path(self) -> str:
         return self.binary
@@ -369,11 +401,22 @@ class EximRelay(ConfiguredRelay):
         ``-C`` (a private copy), which a program calling "sendmail" cannot pass."""
         return None if self.config_file else self.binary
 
-    def sendmail_argv(self, target: Target) -> list[str]:
-        # -odq: only queue. The follower then delivers with "exim -M ID" in the foreground
-        # within the time limit: exim's own background delivery runs in a session of its
-        # own that no time limit of ours reaches, and may be cut off as it starts.
-        return [*self.exim(), "-odq", "-i", "-f", target.sender, "--", target.recipient]
+    def handover_env(self) -> dict[str, str]:
+        return {}
+
+
+NO_REQUIRED_LOGIN = Text(
+    gettext_noop(
+        "with dc_use_split_config='false', Debian's template has no place for "
+        "hosts_require_auth: exim delivers without logging in when the login fails; add "
+        "'hosts_require_auth = *' to the remote_smtp_smarthost transport in "
+        "exim4.conf.template"
+    )
+)
+
+
+def _split(dc: dict[str, str]) -> bool:
+    return dc.get("dc_use_split_config", "").lower() == "true"
 
 
 class EximComparison(Comparison):
@@ -391,6 +434,7 @@ class EximComparison(Comparison):
         self._smarthost()
         self._protocol()
         self._tls()
+        self._login_required()
         self._password()
 
     def _configtype(self) -> None:
@@ -494,6 +538,21 @@ class EximComparison(Comparison):
                 ca_file=self.ca_file,
                 macro=f"{MACRO_PREFIX}TLS_VERIFY_CERTIFICATES",
             )
+
+    def _login_required(self) -> None:
+        if self.have.get("hosts_require_auth") == "*":
+            return
+        self._add(
+            "hosts_require_auth",
+            self.have.get("hosts_require_auth", ""),
+            "*",
+            gettext_noop(
+                "the login is not required: when it fails, exim delivers without it to a "
+                "server that allows that; set hosts_require_auth = * in the %(transport)s "
+                "transport"
+            ),
+            transport=TRANSPORT,
+        )
 
     def _password(self) -> None:
         user = self.have.get("relay_auth_user")

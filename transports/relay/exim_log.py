@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 
 from ..run import run
-from .follow import LogTail, State, Tracking, discard_note, same_message_id
+from .follow import LogTail, QueueState, Tracking, discard_note, same_message_id
 
 # "2026-11-28 07:28:18 1xXCr4-0003Aw-2w text"; 4.97+ IDs are longer (6-11-4), a log
 # selector may add a time zone or "[pid]".
@@ -34,13 +34,16 @@ _OUTCOME = re.compile(
 _HOST = re.compile(r"\bH=(?P<host>\S+(?: \[[^\]]+\](?::\d+)?)?)")
 _TLS = re.compile(r"\bX=(?P<proto>[A-Za-z0-9.]+):")
 _VERIFIED = re.compile(r"\bCV=(?P<cv>\w+)")
+# The client authenticator a delivery logged in with ("A=plain", with client_set_id
+# "A=plain:user"); exim writes it on every delivery that authenticated.
+_AUTHENTICATOR = re.compile(r"\bA=\S+")
 _CONFIRMATION = re.compile(r'\bC="(?P<reply>(?:[^"\\]|\\.)*)"')
 _MARKS = {
-    "=>": State.DELIVERED,
-    "->": State.DELIVERED,
-    "*>": State.DELIVERED,
-    "==": State.DEFERRED,
-    "**": State.BOUNCED,
+    "=>": QueueState.DELIVERED,
+    "->": QueueState.DELIVERED,
+    "*>": QueueState.DELIVERED,
+    "==": QueueState.DEFERRED,
+    "**": QueueState.BOUNCED,
 }
 
 QUEUE_POLL_INTERVAL = 1.0
@@ -48,9 +51,14 @@ COMMAND_TIMEOUT = 10.0
 
 
 class EximFollower:
-    def __init__(self, log_path: str | None, exim: Sequence[str]) -> None:
+    def __init__(
+        self, log_path: str | None, exim: Sequence[str], delivery: Sequence[str] = ()
+    ) -> None:
+        """``exim``: the command with its configuration; ``delivery``: the options of the
+        delivery it starts (exim passes a -D macro on to the bounce it makes)."""
         self._tail = LogTail(log_path)
         self._exim = list(exim)
+        self._delivery = list(delivery)
         self._next_queue_look = 0.0
 
     def poll(self, tracking: Tracking) -> None:
@@ -68,7 +76,7 @@ class EximFollower:
         if tracking.queue_id is None:
             arrival = _ARRIVAL.match(text)
             if arrival and same_message_id(arrival["mid"], tracking.message_id):
-                tracking.queue_id, tracking.state = exim_id, State.QUEUED
+                tracking.queue_id, tracking.state = exim_id, QueueState.QUEUED
                 tracking.lines.append(line)
             return
         if (bounce := _BOUNCE_ARRIVAL.match(text)) and bounce["parent"] == tracking.queue_id:
@@ -81,26 +89,27 @@ class EximFollower:
             tracking.auth_failure = text
         elif outcome := _OUTCOME.match(text):
             self._verdict(outcome, text, tracking)
-        elif text.startswith("Frozen") and tracking.state is State.QUEUED:
-            tracking.state = State.DEFERRED  # frozen: exim will not try again by itself
+        elif text.startswith("Frozen") and tracking.state is QueueState.QUEUED:
+            tracking.state = QueueState.DEFERRED  # frozen: exim will not try again by itself
             tracking.reason = tracking.reason or text
-        elif text.startswith("Completed") and tracking.state is State.QUEUED:
-            tracking.state = State.GONE
+        elif text.startswith("Completed") and tracking.state is QueueState.QUEUED:
+            tracking.state = QueueState.GONE
 
     def _verdict(self, outcome: re.Match[str], text: str, tracking: Tracking) -> None:
         state = _MARKS[outcome["mark"]]
-        if state is State.DELIVERED and tracking.state is State.DELIVERED:
+        if state is QueueState.DELIVERED and tracking.state is QueueState.DELIVERED:
             return  # a second address of the same message
         tracking.state = state
         if host := _HOST.search(text):
             tracking.remote = host["host"]
-        if state is State.DELIVERED:
+        if state is QueueState.DELIVERED:
             reply = _CONFIRMATION.search(text)
             tracking.reason = reply["reply"] if reply else "accepted"
             if tls := _TLS.search(text):
                 tracking.tls_version = tls["proto"]
             cv = _VERIFIED.search(text)
             tracking.tls_verified = bool(cv and cv["cv"] == "yes")
+            tracking.authenticated = _AUTHENTICATOR.search(text) is not None
         else:
             tracking.reason = outcome["rest"] or text
 
@@ -119,18 +128,18 @@ class EximFollower:
                 headers = self._ask("-Mvh", exim_id)
                 found = re.search(r"Message-ID:\s*(\S+)", headers, re.IGNORECASE)
                 if found and same_message_id(found.group(1), tracking.message_id):
-                    tracking.queue_id, tracking.state = exim_id, State.QUEUED
+                    tracking.queue_id, tracking.state = exim_id, QueueState.QUEUED
                     break
-        elif tracking.queue_id not in queued and tracking.state is State.QUEUED:
-            tracking.state = State.GONE
+        elif tracking.queue_id not in queued and tracking.state is QueueState.QUEUED:
+            tracking.state = QueueState.GONE
 
     def after_hand_over(self, tracking: Tracking, timeout: float) -> None:
         # Deliver now, in the foreground and within the limit: queued with -odq, or left
         # by a background delivery (a mailx cannot pass -odq) that ended with the caller's
         # process group as it started. One that is running holds a lock: -M then returns.
         self.poll(tracking)
-        if tracking.queue_id and tracking.state is State.QUEUED and timeout > 0:
-            run([*self._exim, "-M", tracking.queue_id], timeout=timeout)
+        if tracking.queue_id and tracking.state is QueueState.QUEUED and timeout > 0:
+            run([*self._exim, *self._delivery, "-M", tracking.queue_id], timeout=timeout)
 
     def last_look(self, tracking: Tracking) -> None:
         if tracking.queue_id and not tracking.reason:

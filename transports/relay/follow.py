@@ -6,7 +6,8 @@ over, finds it by its Message-ID, and reads on until the relay says delivered,
 deferred or bounced, or the time is up. Only "delivered" is a pass.
 
 The MTA-specific parts (log format, queue commands) live in a :class:`Follower`;
-the loop, the verdict and the hand-over are shared here.
+the loop, the result and the hand-over (:class:`Queue`, which a relay hands out from
+``relay.queue()``) are shared here.
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ import enum
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..base import SendResult, Step, Target
+from ..base import SendResult, Step, Target, tls_name
 from ..classify import failure, reason_code, reason_for, step_from_text
-from ..command import tls_name
 from ..run import RunOutput, run
 from ..secrecy import redact
 from ..texts import Text, gettext_noop
@@ -37,7 +37,7 @@ BOUNCE_GRACE = 0.5
 READ_LIMIT = 4 * 1024 * 1024
 
 
-class State(enum.StrEnum):
+class QueueState(enum.StrEnum):
     UNSEEN = "unseen"  # handed over, not yet found in the log or queue
     QUEUED = "queued"  # in the queue, no verdict yet
     DELIVERED = "delivered"
@@ -46,7 +46,7 @@ class State(enum.StrEnum):
     GONE = "gone"  # left the queue with no log line saying how
 
 
-FINAL = {State.DELIVERED, State.DEFERRED, State.BOUNCED, State.GONE}
+FINAL = {QueueState.DELIVERED, QueueState.DEFERRED, QueueState.BOUNCED, QueueState.GONE}
 
 
 @dataclass
@@ -55,12 +55,14 @@ class Tracking:
 
     message_id: str
     queue_id: str | None = None
-    state: State = State.UNSEEN
+    state: QueueState = QueueState.UNSEEN
     reason: str = ""  # the relay's words about the last attempt
     remote: str = ""  # where it went, as the relay names it
     tls_version: str | None = None
     tls_verified: bool | None = None
     auth_failure: str = ""  # an authenticator's complaint before the verdict (exim)
+    # Whether the delivery logged in; None where the relay's log does not say (postfix).
+    authenticated: bool | None = None
     queue_name: str = ""  # active / deferred / ... at the last look
     children: list[str] = field(default_factory=list)  # bounce messages made from it
     lines: list[str] = field(default_factory=list)  # the relay's lines about it
@@ -140,7 +142,7 @@ def follow(follower: Follower, tracking: Tracking, timeout: float) -> None:
     while True:
         follower.poll(tracking)
         if tracking.state in FINAL:
-            if tracking.state is State.BOUNCED:
+            if tracking.state is QueueState.BOUNCED:
                 time.sleep(BOUNCE_GRACE)
                 follower.poll(tracking)
             break
@@ -182,10 +184,12 @@ def same_message_id(a: str, b: str) -> bool:
 
 
 def discard_note(out: RunOutput, ids: Sequence[str]) -> str:
-    """A transcript line saying what became of a failed test message."""
+    """A transcript line saying what became of a failed test message: in the queue tool's
+    own words, since a message delivered a moment ago is no longer there to remove."""
+    said = out.text or out.error
     if out.returncode == 0:
-        return f"xmailadmin: removed the test message from the queue ({', '.join(ids)})"
-    return f"xmailadmin: removing the test message from the queue: {out.text or out.error}"
+        return f"xmailadmin: removing {', '.join(ids)} from the queue: {said or 'done'}"
+    return f"xmailadmin: removing {', '.join(ids)} from the queue failed: {said}"
 
 
 # --- from a tracking to a result --------------------------------------------------------
@@ -220,110 +224,123 @@ DEFERRED_BY = gettext_noop("deferred by the local %(mta)s%(ids)s: %(said)s")
 BOUNCED_BY = gettext_noop("bounced by the local %(mta)s%(ids)s: %(said)s")
 
 
-def verdict(tracking: Tracking, target: Target, mta: str, waited: float) -> SendResult:
-    """The SendResult for a followed message: a pass only when the relay delivered it."""
-    ids = (
-        Text(gettext_noop(" (queue ID %(id)s)"), {"id": tracking.queue_id})
-        if tracking.queue_id
-        else ""
-    )
-    if tracking.state is State.DELIVERED:
-        result = SendResult(
-            ok=True,
-            step=Step.DONE,
+def _ids(tracking: Tracking) -> Text | str:
+    if not tracking.queue_id:
+        return ""
+    return Text(gettext_noop(" (queue ID %(id)s)"), {"id": tracking.queue_id})
+
+
+def _delivered(tracking: Tracking, target: Target, mta: str) -> SendResult:
+    remote = tracking.remote or Text(gettext_noop("the relay"))
+    if tracking.authenticated is False:
+        # Delivered, but not as the account: a server that takes mail from anyone proves
+        # nothing about the account's password (and the relay should have refused).
+        return SendResult(
+            ok=False,
+            step=Step.AUTH,
             reason=Text(
-                DELIVERED_BY,
-                {
-                    "mta": mta,
-                    "remote": tracking.remote or Text(gettext_noop("the relay")),
-                    "said": tracking.reason,
-                },
+                gettext_noop(
+                    "the local %(mta)s delivered to %(remote)s without logging in as "
+                    "%(user)s: not counted as a pass (require the login in the relay's "
+                    "configuration)"
+                ),
+                {"mta": mta, "remote": remote, "user": target.user},
             ),
-            reason_code=Step.DONE.value,
-            tls_version=tls_name(tracking.tls_version),
-            verified=bool(tracking.tls_verified),
+            reason_code="relay_not_authenticated",
             delivered=True,
             detail=tracking.reason,
         )
-        if not tracking.tls_verified:
-            result.warnings.append(
-                Text(
-                    gettext_noop(
-                        "the local %(mta)s did not report a verified server certificate for "
-                        "this delivery"
-                    ),
-                    {"mta": mta},
-                )
-            )
-        if tracking.remote and not _is_account_server(tracking.remote, target):
-            result.warnings.append(
-                Text(
-                    gettext_noop(
-                        "the local %(mta)s delivered to %(remote)s, not to the account's server "
-                        "%(server)s: its relay configuration names another server"
-                    ),
-                    {
-                        "mta": mta,
-                        "remote": tracking.remote,
-                        "server": f"{target.host}:{target.port}",
-                    },
-                )
-            )
-        return result
-    if tracking.state in (State.DEFERRED, State.BOUNCED):
-        detail = tracking.reason
-        if tracking.auth_failure and tracking.auth_failure not in detail:
-            detail = f"{tracking.auth_failure}; then: {detail}"
-        step = relay_step(detail)
-        said = reason_for(step, target, detail) if step is not Step.UNKNOWN else detail
-        msgid = BOUNCED_BY if tracking.state is State.BOUNCED else DEFERRED_BY
-        return SendResult(
-            ok=False,
-            step=step,
-            reason=Text(msgid, {"mta": mta, "ids": ids, "said": said}),
-            reason_code=reason_code(step, detail),
-            delivered=False,
-            detail=detail,
-        )
-    if tracking.state is State.GONE:
-        return SendResult(
-            ok=False,
-            step=Step.QUEUE,
-            reason=Text(
+    result = SendResult(
+        ok=True,
+        step=Step.DONE,
+        reason=Text(DELIVERED_BY, {"mta": mta, "remote": remote, "said": tracking.reason}),
+        reason_code=Step.DONE.value,
+        tls_version=tls_name(tracking.tls_version),
+        verified=bool(tracking.tls_verified),
+        delivered=True,
+        detail=tracking.reason,
+    )
+    if not tracking.tls_verified:
+        result.warnings.append(
+            Text(
                 gettext_noop(
-                    "the message left the queue of the local %(mta)s%(ids)s, but no log line "
-                    "says it was delivered: not counted as a pass (make the mail log readable)"
+                    "the local %(mta)s did not report a verified server certificate for "
+                    "this delivery"
                 ),
-                {"mta": mta, "ids": ids},
+                {"mta": mta},
+            )
+        )
+    if tracking.remote and not _is_account_server(tracking.remote, target):
+        result.warnings.append(
+            Text(
+                gettext_noop(
+                    "the local %(mta)s delivered to %(remote)s, not to the account's server "
+                    "%(server)s: its relay configuration names another server"
+                ),
+                {"mta": mta, "remote": tracking.remote, "server": f"{target.host}:{target.port}"},
+            )
+        )
+    return result
+
+
+def _refused(tracking: Tracking, target: Target, mta: str) -> SendResult:
+    detail = tracking.reason
+    if tracking.auth_failure and tracking.auth_failure not in detail:
+        detail = f"{tracking.auth_failure}; then: {detail}"
+    step = relay_step(detail)
+    said = reason_for(step, target, detail) if step is not Step.UNKNOWN else detail
+    msgid = BOUNCED_BY if tracking.state is QueueState.BOUNCED else DEFERRED_BY
+    return SendResult(
+        ok=False,
+        step=step,
+        reason=Text(msgid, {"mta": mta, "ids": _ids(tracking), "said": said}),
+        reason_code=reason_code(step, detail),
+        delivered=False,
+        detail=detail,
+    )
+
+
+def _gone(tracking: Tracking, mta: str) -> SendResult:
+    return SendResult(
+        ok=False,
+        step=Step.QUEUE,
+        reason=Text(
+            gettext_noop(
+                "the message left the queue of the local %(mta)s%(ids)s, but no log line "
+                "says it was delivered: not counted as a pass (make the mail log readable)"
             ),
-            reason_code="left_queue_unconfirmed",
-            delivered=None,
+            {"mta": mta, "ids": _ids(tracking)},
+        ),
+        reason_code="left_queue_unconfirmed",
+        delivered=None,
+    )
+
+
+def _still_queued(tracking: Tracking, mta: str, waited: float) -> SendResult:
+    if tracking.queue_name:
+        msgid = gettext_noop(
+            "still queued in the %(queue)s queue of the local %(mta)s%(ids)s after %(seconds)s s"
         )
-    if tracking.state is State.QUEUED:
-        if tracking.queue_name:
-            msgid = gettext_noop(
-                "still queued in the %(queue)s queue of the local %(mta)s%(ids)s after "
-                "%(seconds)s s"
-            )
-        else:
-            msgid = gettext_noop("still queued at the local %(mta)s%(ids)s after %(seconds)s s")
+    else:
+        msgid = gettext_noop("still queued at the local %(mta)s%(ids)s after %(seconds)s s")
+    params = {"queue": tracking.queue_name, "mta": mta, "ids": _ids(tracking)}
+    reason = Text(msgid, {**params, "seconds": f"{waited:.0f}"})
+    if tracking.reason:
         reason = Text(
-            msgid,
-            {"queue": tracking.queue_name, "mta": mta, "ids": ids, "seconds": f"{waited:.0f}"},
+            gettext_noop("%(reason)s; last reason: %(said)s"),
+            {"reason": reason, "said": tracking.reason},
         )
-        if tracking.reason:
-            reason = Text(
-                gettext_noop("%(reason)s; last reason: %(said)s"),
-                {"reason": reason, "said": tracking.reason},
-            )
-        return SendResult(
-            ok=False,
-            step=Step.TIMEOUT,
-            reason=reason,
-            reason_code="still_queued",
-            delivered=False,
-            detail=tracking.reason,
-        )
+    return SendResult(
+        ok=False,
+        step=Step.TIMEOUT,
+        reason=reason,
+        reason_code="still_queued",
+        delivered=False,
+        detail=tracking.reason,
+    )
+
+
+def _unseen(mta: str, waited: float) -> SendResult:
     return SendResult(
         ok=False,
         step=Step.QUEUE,
@@ -339,26 +356,57 @@ def verdict(tracking: Tracking, target: Target, mta: str, waited: float) -> Send
     )
 
 
-class HandOverRelay:
-    """A relay reached through a command that hands it a message: sendmail, a mailx...
+def result_of(tracking: Tracking, target: Target, mta: str, waited: float) -> SendResult:
+    """The SendResult for a followed message: a pass only when the relay delivered it."""
+    if tracking.state is QueueState.DELIVERED:
+        return _delivered(tracking, target, mta)
+    if tracking.state in (QueueState.DEFERRED, QueueState.BOUNCED):
+        return _refused(tracking, target, mta)
+    if tracking.state is QueueState.GONE:
+        return _gone(tracking, mta)
+    if tracking.state is QueueState.QUEUED:
+        return _still_queued(tracking, mta, waited)
+    return _unseen(mta, waited)
 
-    Subclasses give the follower, the sendmail command and the environment it needs.
+
+def redacted(result: SendResult, target: Target) -> SendResult:
+    """``result`` with the account's password (and its encodings) taken out of every text:
+    the one place on the relay path where secrets are removed, as the result leaves."""
+
+    def clean(text: str) -> str:
+        return redact(text, target.user, target.password)
+
+    result.transcript, result.detail = clean(result.transcript), clean(result.detail)
+    result.reason = result.reason.map(clean)
+    result.warnings = [w.map(clean) for w in result.warnings]
+    return result
+
+
+# --- handing a message over -----------------------------------------------------------
+
+
+@dataclass
+class Queue:
+    """A relay's queue as a test send meets it: the command that puts a message in (and
+    its environment), and the follower that reads the relay's log and queue after it.
+
+    A relay hands this out (``relay.queue()``); a mailx or sendmail transport that feeds
+    the same relay by its own command calls :meth:`hand_over` with that command.
     """
 
-    mta: str = ""
+    mta: str
+    # The relay's sendmail and its options, before the envelope (-f sender -- recipient).
+    sendmail: list[str]
+    # What a program that calls this relay's sendmail needs in its environment.
+    env: dict[str, str]
+    # The follower of one message; made before the hand-over, so the log offset is "now".
+    follower: Callable[[Target], Follower]
     # A failed test message is removed from the queue: otherwise the relay retries it
     # for days and it arrives long after the panel said "failed".
     discard_failed: bool = True
 
-    def follower(self, message_id: str, target: Target) -> Follower:
-        raise NotImplementedError
-
     def sendmail_argv(self, target: Target) -> list[str]:
-        raise NotImplementedError
-
-    def handover_env(self) -> dict[str, str]:
-        """What a program that calls this relay's sendmail needs in its environment."""
-        return {}
+        return [*self.sendmail, "-i", "-f", target.sender, "--", target.recipient]
 
     def test_send(self, target: Target, message: bytes, timeout: float | None = None) -> SendResult:
         """Hand ``message`` to the relay's sendmail and follow it until delivered or not."""
@@ -366,7 +414,7 @@ class HandOverRelay:
         return self.hand_over(
             self.sendmail_argv(target),
             stdin=message,
-            env=self.handover_env(),
+            env=self.env,
             target=target,
             message_id=message_id,
             timeout=timeout,
@@ -385,34 +433,41 @@ class HandOverRelay:
         """Run ``argv`` (which passes the message to this relay), then follow the message."""
         limit = target.timeout if timeout is None else timeout
         start = time.monotonic()
-
-        def left() -> float:
-            return max(0.0, limit - (time.monotonic() - start))
-
         tracking = Tracking(message_id=message_id)
-        follower = self.follower(message_id, target)  # before the hand-over: the log offset is now
+        follower = self.follower(target)
         out = run(argv, stdin=stdin, env=env, timeout=limit)
         if out.error or (out.returncode != 0 and not out.timed_out):
             result = failure(out, target, Step.QUEUE)
         else:
-            # A hand-over stopped at the limit may still have queued the message: look.
-            follower.after_hand_over(tracking, left())
-            follow(follower, tracking, left())
-            if out.timed_out and tracking.state is State.UNSEEN:
-                result = failure(out, target, Step.QUEUE)
-            else:
-                result = verdict(tracking, target, self.mta, time.monotonic() - start)
-                result.exit_code = out.returncode
-            if not result.ok and self.discard_failed and tracking.ids:
-                tracking.lines.append(follower.discard(tracking))
+            result = self._followed(follower, tracking, out, target, (start, start + limit))
         result.command = result.command or self.mta
         result.duration_s = round(time.monotonic() - start, 3)
         result.transcript = "\n".join(t for t in (out.text, *tracking.lines) if t)
+        return redacted(result, target)
 
-        def clean(text: str) -> str:
-            return redact(text, target.user, target.password)
+    def _followed(
+        self,
+        follower: Follower,
+        tracking: Tracking,
+        out: RunOutput,
+        target: Target,
+        times: tuple[float, float],
+    ) -> SendResult:
+        """Follow a handed-over message until the end of ``times`` (its monotonic start and
+        end); the result it earned. A failed test message and its bounces leave the queue."""
+        start, end = times
 
-        result.transcript, result.detail = clean(result.transcript), clean(result.detail)
-        result.reason = result.reason.map(clean)
-        result.warnings = [w.map(clean) for w in result.warnings]
+        def left() -> float:
+            return max(0.0, end - time.monotonic())
+
+        # A hand-over stopped at the limit may still have queued the message: look.
+        follower.after_hand_over(tracking, left())
+        follow(follower, tracking, left())
+        if out.timed_out and tracking.state is QueueState.UNSEEN:
+            result = failure(out, target, Step.QUEUE)
+        else:
+            result = result_of(tracking, target, self.mta, time.monotonic() - start)
+            result.exit_code = out.returncode
+        if not result.ok and self.discard_failed and tracking.ids:
+            tracking.lines.append(follower.discard(tracking))
         return result

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import os
 
-from ..detection import which
+from ..run import which
 from .exim import EximRelay
+from .model import Relay
 from .postfix import PostfixRelay
 
 SENDMAIL = "/usr/sbin/sendmail"
 
 
-def local_relay(sendmail: str = SENDMAIL) -> PostfixRelay | EximRelay | None:
+def local_relay(sendmail: str = SENDMAIL) -> Relay | None:
     """The system relay owning ``sendmail`` (postfix's or exim's), or None."""
     target = os.path.realpath(sendmail)
     if not os.path.exists(target):

@@ -12,8 +12,9 @@ import hmac
 import ipaddress
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..base import (
     Detection,
@@ -28,6 +29,9 @@ from ..base import (
 )
 from ..secrecy import MASK
 from ..texts import Text, gettext_noop
+
+if TYPE_CHECKING:
+    from .follow import Queue
 
 # Debian's bundle of the CAs the system trusts: the default when the account names none.
 SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
@@ -252,9 +256,14 @@ class ApplyResult:
 
 
 class Relay(Protocol):
-    """The contract postfix and exim both follow; the panel needs nothing else."""
+    """A relay server (postfix or exim): the one type the transports and the panel use.
 
-    mta: str
+    ``queue()`` hands out the relay's queue (:class:`~transports.relay.follow.Queue`):
+    the sendmail command, its environment and the reading of log and queue.
+    ``test_send`` and ``hand_over`` are that queue's, for callers holding the relay.
+    """
+
+    mta: str  # "postfix" or "exim": its name, in the panel's words and in results
 
     def status(self) -> RelayStatus: ...
 
@@ -264,6 +273,64 @@ class Relay(Protocol):
 
     def apply(self, account: RelayAccount, *, confirm: bool = False) -> ApplyResult: ...
 
+    def ready(self) -> tuple[bool, Text]:
+        """Whether a message handed over now can be followed to delivery, and why."""
+        ...
+
+    def sendmail_path(self) -> str:
+        """The relay's sendmail binary."""
+        ...
+
+    def plain_sendmail(self) -> str | None:
+        """The sendmail any program can call to reach this relay (with ``handover_env()``);
+        None when the relay needs options a plain sendmail call cannot pass."""
+        ...
+
+    def queue(self) -> Queue: ...
+
+    def handover_env(self) -> dict[str, str]:
+        """What a program that calls this relay's sendmail needs in its environment."""
+        ...
+
     def test_send(
         self, target: Target, message: bytes, timeout: float | None = None
     ) -> SendResult: ...
+
+    def hand_over(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: bytes,
+        env: Mapping[str, str],
+        target: Target,
+        message_id: str,
+        timeout: float | None = None,
+    ) -> SendResult: ...
+
+
+class RelayBase:
+    """What postfix and exim implement alike by handing on: apply() is render() then
+    apply_config(), and a test send goes through the relay's queue()."""
+
+    mta = ""
+
+    def render(self, account: RelayAccount) -> GeneratedConfig:
+        raise NotImplementedError
+
+    def apply_config(
+        self, config: GeneratedConfig, *, confirm: bool = False, ca_file: str | None = None
+    ) -> ApplyResult:
+        raise NotImplementedError
+
+    def queue(self) -> Queue:
+        raise NotImplementedError
+
+    def apply(self, account: RelayAccount, *, confirm: bool = False) -> ApplyResult:
+        return self.apply_config(self.render(account), confirm=confirm, ca_file=account.ca_file)
+
+    def test_send(self, target: Target, message: bytes, timeout: float | None = None) -> SendResult:
+        return self.queue().test_send(target, message, timeout)
+
+    def hand_over(self, argv: Sequence[str], **handing: Any) -> SendResult:
+        """``Queue.hand_over`` of this relay's queue (the keywords as in :class:`Relay`)."""
+        return self.queue().hand_over(argv, **handing)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 
 from ..base import Target
-from ..detection import detect, which
-from ..run import RunOutput, run
+from ..detection import linked_tls
+from ..run import RunOutput, run, which
 from ..texts import Text, gettext_noop
 from ..versions import parse_assignments
-from .applying import ConfiguredRelay, refusal, rejection, rolled_back, write_failed
-from .comparing import NOT_SET, Comparison, shown
+from .config import NOT_SET, Comparison, refusal, rejection, rolled_back, shown, write_failed
 from .files import Backup, backup_stamp, take_backup, write_file, write_merged
+from .follow import Queue
 from .model import (
     SYSTEM_CA_FILE,
     ApplyResult,
@@ -26,6 +26,7 @@ from .model import (
     Difference,
     GeneratedConfig,
     RelayAccount,
+    RelayBase,
     RelayStatus,
     secret_digest,
 )
@@ -79,7 +80,7 @@ def _map_files(value: str) -> list[str]:
     return [m for m in value.replace(",", " ").split() if ":" in m]
 
 
-class PostfixRelay(ConfiguredRelay):
+class PostfixRelay(RelayBase):
     mta = "postfix"
 
     def __init__(self, config_dir: str | None = None) -> None:
@@ -143,12 +144,16 @@ class PostfixRelay(ConfiguredRelay):
             status.notes.append(Text(gettext_noop("postfix is not installed (no postconf)")))
             return status
         status.installed = True
-        status.version = parse_assignments(
+        defaults = parse_assignments(
             run(
-                [which("postconf") or "postconf", "-d", "mail_version"], timeout=COMMAND_TIMEOUT
+                [which("postconf") or "postconf", "-d", "mail_version", "daemon_directory"],
+                timeout=COMMAND_TIMEOUT,
             ).stdout
-        ).get("mail_version")
-        status.take_tls(detect("postfix"))
+        )
+        status.version = defaults.get("mail_version")
+        # The TLS is in the smtp daemon (through libpostfix-tls), not in sendmail.
+        daemons = defaults.get("daemon_directory") or "/usr/lib/postfix/sbin"
+        status.take_tls(linked_tls("postfix", os.path.join(daemons, "smtp")))
         status.configured = os.path.isfile(self.main_cf)
         if not status.configured:
             # Every postfix command dies after a pause without main.cf: ask nothing more.
@@ -332,7 +337,17 @@ class PostfixRelay(ConfiguredRelay):
 
     # -- test send --
 
-    def follower(self, message_id: str, target: Target) -> PostfixFollower:
+    def queue(self) -> Queue:
+        # -N never: a failed test makes no bounce (DSN NOTIFY=NEVER), so none can reach
+        # the sender's mailbox before the failed message is removed.
+        return Queue(
+            self.mta,
+            [self.sendmail_path(), "-N", "never"],
+            self.handover_env(),
+            self._follower,
+        )
+
+    def _follower(self, target: Target) -> PostfixFollower:
         settings = self.postconf("maillog_file")
         return PostfixFollower(
             self.log_path(settings),
@@ -344,9 +359,6 @@ class PostfixRelay(ConfiguredRelay):
     def sendmail_path(self) -> str:
         found = self.postconf("sendmail_path") if os.path.isfile(self.main_cf) else {}
         return found.get("sendmail_path") or "/usr/sbin/sendmail"
-
-    def sendmail_argv(self, target: Target) -> list[str]:
-        return [self.sendmail_path(), "-i", "-f", target.sender, "--", target.recipient]
 
     def plain_sendmail(self) -> str:
         """The sendmail any program can call to reach this postfix (with handover_env())."""

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from ..base import Target
 from ..run import run
-from .follow import LogTail, State, Tracking, discard_note, same_message_id
+from .follow import LogTail, QueueState, Tracking, discard_note, same_message_id
 
 # "... postfix/smtp[123]: text"; the syslog prefix before it varies, the program may be
 # "postfix-out/smtp" (multi-instance) or "postfix/submission/smtpd".
@@ -37,7 +37,11 @@ _CHILD = re.compile(
 )
 _REMOVED = re.compile(rf"^{_QID}: removed$")
 _EXPIRED = re.compile(rf"^{_QID}: from=<[^>]*>, status=expired")
-_STATES = {"sent": State.DELIVERED, "deferred": State.DEFERRED, "bounced": State.BOUNCED}
+_STATES = {
+    "sent": QueueState.DELIVERED,
+    "deferred": QueueState.DEFERRED,
+    "bounced": QueueState.BOUNCED,
+}
 
 QUEUE_POLL_INTERVAL = 1.0
 COMMAND_TIMEOUT = 10.0
@@ -79,7 +83,7 @@ class PostfixFollower:
             return
         if (m := _MESSAGE_ID.match(text)) and tracking.queue_id is None:
             if same_message_id(m["mid"], tracking.message_id):
-                tracking.queue_id, tracking.state = m["qid"], State.QUEUED
+                tracking.queue_id, tracking.state = m["qid"], QueueState.QUEUED
                 tracking.lines.append(line)
             return
         qid = tracking.queue_id
@@ -90,16 +94,16 @@ class PostfixFollower:
             self._verdict(m, pid, tracking)
         elif m := _CHILD.match(text):
             tracking.children.append(m["child"])
-        elif _EXPIRED.match(text) and tracking.state is State.QUEUED:
-            tracking.state = State.BOUNCED
+        elif _EXPIRED.match(text) and tracking.state is QueueState.QUEUED:
+            tracking.state = QueueState.BOUNCED
             tracking.reason = tracking.reason or "expired in the queue"
-        elif _REMOVED.match(text) and tracking.state is State.QUEUED:
-            tracking.state = State.GONE  # deleted (postsuper -d) without an attempt
+        elif _REMOVED.match(text) and tracking.state is QueueState.QUEUED:
+            tracking.state = QueueState.GONE  # deleted (postsuper -d) without an attempt
 
     def _verdict(self, m: re.Match[str], pid: str, tracking: Tracking) -> None:
-        state = _STATES.get(m["status"], State.BOUNCED)  # "expired" and the like
+        state = _STATES.get(m["status"], QueueState.BOUNCED)  # "expired" and the like
         tracking.state, tracking.reason, tracking.remote = state, m["text"], m["relay"]
-        if state is State.DELIVERED and pid in self._tls:
+        if state is QueueState.DELIVERED and pid in self._tls:
             trust, proto = self._tls[pid]
             tracking.tls_version, tracking.tls_verified = proto, trust == "Verified"
 
@@ -122,16 +126,18 @@ class PostfixFollower:
             tracking.queue_id = self._newest_of_ours(queue)
         entry = queue.get(tracking.queue_id or "")
         if entry is None:
-            if tracking.state is State.QUEUED and not self._tail.usable:
-                tracking.state = State.GONE
+            if tracking.state is QueueState.QUEUED and not self._tail.usable:
+                tracking.state = QueueState.GONE
             return
-        tracking.state = State.QUEUED if tracking.state is State.UNSEEN else tracking.state
+        tracking.state = (
+            QueueState.QUEUED if tracking.state is QueueState.UNSEEN else tracking.state
+        )
         tracking.queue_name = entry.get("queue_name", "")
         reasons = [r.get("delay_reason", "") for r in entry.get("recipients", [])]
         tracking.reason = next((r for r in reasons if r), tracking.reason)
         # Without a log, a reason in the deferred queue is the verdict of an attempt.
         if not final and tracking.queue_name == "deferred" and tracking.reason:
-            tracking.state = State.DEFERRED
+            tracking.state = QueueState.DEFERRED
 
     def _newest_of_ours(self, queue: dict[str, dict]) -> str | None:
         ours = [

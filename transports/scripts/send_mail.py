@@ -24,6 +24,9 @@ import ssl
 import sys
 
 PY2 = sys.version_info[0] == 2
+# ssl.match_hostname before 3.5 compares DNS names only: an IP literal never matches,
+# not even the certificate's "IP Address" entry for it. Python 3.7+ has OpenSSL check.
+OWN_IP_CHECK = sys.version_info < (3, 5)
 # RFC 5321 allows 512 bytes a reply line; smtplib limits each line (8 KB) but not how many
 # lines one reply has, and 2.7 reads a TLS reply byte by byte: a reply of megabytes
 # would keep it busy past the time limit.
@@ -69,16 +72,44 @@ class LimitedReplies(object):
         self.fh.close()
 
 
+def packed_ip(text):
+    """The address in bytes when ``text`` is an IPv4 or IPv6 literal, else None
+    (no ``ipaddress`` on 2.7)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            return socket.inet_pton(family, text.strip())
+        except (socket.error, ValueError, UnicodeError):
+            pass
+    return None
+
+
+def match_ip(cert, address):
+    """RFC 6125: an IP address must be one of the certificate's "IP Address" entries."""
+    wanted = packed_ip(address)
+    listed = [v for k, v in cert.get("subjectAltName", ()) if k == "IP Address"]
+    if not any(packed_ip(v) == wanted for v in listed):
+        raise ssl.CertificateError(
+            "IP address mismatch, certificate is not valid for %r (IP entries: %s)"
+            % (address, ", ".join(listed) or "none"))
+
+
 class Client(smtplib.SMTP):
     """smtplib.SMTP that verifies the server certificate on Python 2.7 too."""
 
     def __init__(self, context, server_name, implicit, timeout, helo):
         self._context, self._server_name, self._implicit = context, server_name, implicit
+        # Checked here after the handshake instead: see OWN_IP_CHECK.
+        self._check_ip = (OWN_IP_CHECK and context.check_hostname
+                          and packed_ip(server_name) is not None)
+        if self._check_ip:
+            context.check_hostname = False
         self.stage = "connect"  # the SMTP step under way, for the error report
         smtplib.SMTP.__init__(self, local_hostname=helo, timeout=timeout)
 
     def _wrap(self, sock):
         sock = self._context.wrap_socket(sock, server_hostname=self._server_name)
+        if self._check_ip:
+            match_ip(sock.getpeercert(), self._server_name)
         self.file = smtplib.SSLFakeFile(sock) if PY2 else None
         return sock
 
@@ -207,6 +238,20 @@ def send(args, password, message):
         return {"step": client.stage, "tls_version": tls}, exc
 
 
+def described(exc):
+    """The failure with the server's reply as it said it ("553 5.7.1 <a@b>: ..."), not
+    the repr of smtplib's dict of recipients and byte strings."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
+        code, reply = list(exc.recipients.values())[0]
+    elif isinstance(exc, smtplib.SMTPResponseException):
+        code, reply = exc.smtp_code, exc.smtp_error
+    else:
+        return "%s: %s" % (type(exc).__name__, exc)
+    if not PY2 and isinstance(reply, bytes):
+        reply = reply.decode("utf-8", "replace")
+    return "%s: %s %s" % (type(exc).__name__, code, reply)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", required=True)
@@ -230,7 +275,7 @@ def main(argv=None):
         message = fh.read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     state, exc = send(args, password, message)
     if exc is not None:
-        state["error"] = "%s: %s" % (type(exc).__name__, exc)
+        state["error"] = described(exc)
         print(state["error"], file=sys.stderr)
     print("XMAILADMIN-RESULT " + json.dumps(state, sort_keys=True))
     return EXIT.get(state["step"], 1)

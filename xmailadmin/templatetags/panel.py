@@ -31,6 +31,8 @@ STEPS = {
     "data": _("DATA"),
     "queue": _("queue"),
     "timeout": _("timeout"),
+    "worker": _("worker stopped"),  # the panel's own steps (jobs.py), not transports'
+    "broker": _("broker (Redis)"),
     "unsupported": _("not supported"),
     "config": _("configuration"),
     "unknown": _("unknown"),

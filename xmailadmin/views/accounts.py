@@ -7,10 +7,25 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import retarget
 
-from ..forms import AccountForm
-from ..models import PERM_CHANGE, PERM_VIEW, Account, AuditEntry
+from transports.mode_probe import detect_mode
+
+from ..forms import (
+    DETECTION_FIELD,
+    KEPT_FIELD,
+    AccountForm,
+    KeptPasswords,
+    ModeDetectForm,
+    detection_ticket,
+)
+from ..models import MODE_LABELS, PERM_CHANGE, PERM_VIEW, Account, AuditEntry
 from .common import panel_view
+
+# The form waits for "Detect the mode" (a gunicorn worker with it): a server that neither
+# greets nor answers TLS within this is said so, not waited for like a test send.
+DETECT_TIMEOUT = 5.0
+DETECT_GREETING_WAIT = 2.0
 
 
 @require_GET
@@ -22,27 +37,32 @@ def account_list(request: HttpRequest) -> HttpResponse:
 @panel_view(PERM_CHANGE)
 def account_edit(request: HttpRequest, account_id: int | None = None) -> HttpResponse:
     account = get_object_or_404(Account, pk=account_id) if account_id else None
-    form = AccountForm(request.POST or None, instance=account)
+    kept = KeptPasswords(request.session)
+    ticket = request.POST.get(KEPT_FIELD, "")
+    form = AccountForm(request.POST or None, instance=account, kept_password=kept.get(ticket))
     if request.method == "POST" and form.is_valid():
         form.instance.audit_as = (request.user, ", ".join(form.changed_fields()))
         saved = form.save()
+        kept.drop(ticket)
         messages.success(request, _("Account “%(name)s” saved.") % {"name": saved.name})
         for warning in account_warnings(saved):
             messages.warning(request, warning)
         return redirect("accounts")
-    return render(request, "panel/account_form.html", {"form": form, "account": account})
+    if form.is_bound and form.cleaned_data.get("password"):
+        # Another field failed: the next try need not ask for the password again.
+        ticket = kept.keep(form.cleaned_data["password"], ticket)
+        form.show_password_kept()
+    context = {
+        "form": form,
+        "account": account,
+        "kept_ticket": ticket if form.is_bound else "",
+        "detection": request.POST.get(DETECTION_FIELD, ""),
+    }
+    return render(request, "panel/account_form.html", context)
 
 
 def account_warnings(account: Account) -> list[str]:
-    warnings = []
-    if account.mode_mismatch:
-        warnings.append(
-            _(
-                "Port %(port)d with %(mode)s differs from the rule (465 = SMTPS, "
-                "otherwise STARTTLS). That is allowed, but check it."
-            )
-            % {"port": account.port, "mode": account.get_effective_mode_display()}
-        )
+    warnings = [account.mode_warning] if account.mode_warning else []
     if not account.verify:
         warnings.append(
             _(
@@ -55,8 +75,35 @@ def account_warnings(account: Account) -> list[str]:
 
 @require_POST
 @panel_view(PERM_CHANGE)
+def account_detect_mode(request: HttpRequest) -> HttpResponse:
+    """One connection to the host and port typed into the account form: which mode the
+    server expects. Answers the form's partial, with a signed note of the outcome that
+    the form saves with the account."""
+    form = ModeDetectForm(request.POST)
+    context: dict = {"detect_form": form}
+    if form.is_valid():
+        host, port = form.cleaned_data["host"], form.cleaned_data["port"]
+        finding = detect_mode(
+            host, port, timeout=DETECT_TIMEOUT, greeting_wait=DETECT_GREETING_WAIT
+        )
+        context["finding"] = finding
+        if finding.mode is not None:
+            context["detection"] = detection_ticket(host, port, finding.mode)
+            context["mode_label"] = MODE_LABELS[finding.mode]
+    return render(request, "panel/account_form.html#detection", context)
+
+
+@require_POST
+@panel_view(PERM_CHANGE)
 def account_delete(request: HttpRequest, account_id: int) -> HttpResponse:
     account = get_object_or_404(Account, pk=account_id)
+    if request.POST.get("confirm") != "1":
+        # Asked on the page, as the order page asks: no browser confirm() box.
+        context = {"accounts": Account.objects.all(), "confirm_delete": account}
+        if request.htmx:
+            response = render(request, "panel/accounts.html#delete-confirm", context)
+            return retarget(response, "#account-confirm")
+        return render(request, "panel/accounts.html", context)
     name = account.name
     account.audit_as = (request.user, "")
     account.delete()

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, retarget
 
 from .. import jobs
@@ -47,14 +48,39 @@ def notice(request: HttpRequest, text: str, back: str = "dashboard") -> HttpResp
     return redirect(back)
 
 
+# How soon a block asks again about a running row: (age in seconds below which, delay).
+# Most sends end within a second: polled often then, a result shows within 0.25 s of
+# it even with a few polls queued at the web server; a row that takes longer is asked
+# less and less often (each block names its next delay, hx-trigger="every ...", so the
+# server decides and nothing else does).
+POLL_STEPS = ((1.0, "100ms"), (3.0, "200ms"), (10.0, "500ms"))
+POLL_SLOWEST = "1s"
+
+
+def poll_every(row: Job | None) -> str:
+    """The delay before the next poll of ``row`` ("" when it is final: no polling)."""
+    if row is None or not row.active:
+        return ""
+    age = _age(row)
+    return next((delay for below, delay in POLL_STEPS if age < below), POLL_SLOWEST)
+
+
+def _age(row: Job) -> float:
+    since = min(t for t in (row.created_at, row.started_at) if t is not None)
+    return (timezone.now() - since).total_seconds()
+
+
 def polled(request: HttpRequest, template: str, context: dict, row: Job | None) -> HttpResponse:
-    """A block polled every second while ``row`` runs; 286 stops the polling once it is final.
+    """A block polled while ``row`` runs (``poll_every``); 286 stops the polling once it
+    is final.
 
     ``row`` is the object ``context`` shows (no row yet counts as final). While it
     runs, rows no worker will finish are failed first, and ``row`` is reloaded in
-    place if anything was, so the block shows the outcome.
+    place if anything was, so the block shows the outcome. A row younger than three
+    heartbeats cannot be stale yet: its polls (several a second) skip those queries.
     """
-    if row is not None and row.active and jobs.expire_stale():
+    may_be_stale = row is not None and row.active and _age(row) >= jobs.stale_after_seconds()
+    if may_be_stale and jobs.expire_stale():
         row.refresh_from_db()
     response = render(request, template, context)
     if row is None or not row.active:

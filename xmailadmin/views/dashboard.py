@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
@@ -27,7 +28,11 @@ from ..models import (
     TransportSetting,
 )
 from ..order import enabled_keys
-from .common import notice, panel_view, polled, selected_account
+from ..status_line import status_line
+from .common import notice, panel_view, poll_every, polled, selected_account
+
+# The client event of a test that starts or ends: the status line fetches itself anew.
+SENDS_CHANGED = "sends-changed"
 
 
 @dataclass
@@ -50,6 +55,18 @@ class CommandRow:
         """A test is offered unless the last probe found the command missing."""
         return self.probe is None or self.probe.found
 
+    @property
+    def poll(self) -> str:
+        """The delay of the row's next poll; "" when it is not polled."""
+        return poll_every(self.send)
+
+    @property
+    def elapsed(self) -> int | None:
+        """Whole seconds since the click, while the test runs."""
+        if self.send is None or not self.send.active:
+            return None
+        return int((timezone.now() - self.send.created_at).total_seconds())
+
 
 def _rows(
     account: Account | None, keys: list[str] | None = None, run: ProbeRun | None = None
@@ -65,8 +82,16 @@ def _rows(
     probes = {}
     if run is not None:
         probes = {p.key: p for p in run.results.filter(key__in=[s.key for s in ordered])}
-    sends = TestSend.latest_per_command(account)
+    sends = _latest_sends(account, keys)
     return [CommandRow(s, numbers.get(s.key), probes.get(s.key), sends.get(s.key)) for s in ordered]
+
+
+def _latest_sends(account: Account | None, keys: list[str] | None) -> dict[str, TestSend]:
+    if account is None or keys is None or len(keys) != 1:
+        return TestSend.latest_per_command(account)
+    # One row, polled several times a second while it runs: one indexed query.
+    send = TestSend.objects.filter(account=account, command=keys[0]).order_by("-id").first()
+    return {keys[0]: send} if send else {}
 
 
 @require_GET
@@ -82,6 +107,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if html is None:
         account = selected_account(request)
         last_probe = ProbeRun.latest_finished()
+        rows = _rows(account, run=last_probe)
         accounts = list(Account.objects.all())
         context = {
             "account": account,
@@ -89,7 +115,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             # A lost or replaced key (settings.FERNET_KEYS): say so before a test fails.
             "unreadable": [a for a in accounts if not crypto.readable(a.password_encrypted)],
             "key_source": settings.FERNET_KEY_SOURCE,
-            "rows": _rows(account, run=last_probe),
+            "rows": rows,
+            "status": status_line(account, rows),
             "health": state,
             "last_probe": last_probe,
             "probe": ProbeRun.objects.first(),  # the newest: active, failed or passed
@@ -119,7 +146,10 @@ def command_row(request: HttpRequest, account_id: int, key: str) -> HttpResponse
     account = get_object_or_404(Account, pk=account_id)
     (row,) = _rows(account, [key])
     context = {"account": account, "row": row}
-    return polled(request, "panel/dashboard.html#row", context, row.send)
+    response = polled(request, "panel/dashboard.html#row", context, row.send)
+    if row.send is not None and not row.send.active:
+        trigger_client_event(response, SENDS_CHANGED)
+    return response
 
 
 @require_POST
@@ -134,7 +164,8 @@ def send_one(request: HttpRequest, account_id: int, key: str) -> HttpResponse:
         return notice(request, str(exc))
     if request.htmx:
         row = _rows(account, [key])[0]
-        return render(request, "panel/dashboard.html#row", {"account": account, "row": row})
+        response = render(request, "panel/dashboard.html#row", {"account": account, "row": row})
+        return trigger_client_event(response, SENDS_CHANGED)
     return redirect(f"{reverse('dashboard')}?account={account.pk}")
 
 
@@ -151,7 +182,8 @@ def send_all(request: HttpRequest, account_id: int) -> HttpResponse:
         return notice(request, str(exc))
     if request.htmx:
         context = {"account": account, "rows": _rows(account)}
-        return render(request, "panel/dashboard.html#commands", context)
+        response = render(request, "panel/dashboard.html#commands", context)
+        return trigger_client_event(response, SENDS_CHANGED)
     return redirect(f"{reverse('dashboard')}?account={account.pk}")
 
 

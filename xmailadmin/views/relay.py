@@ -14,13 +14,22 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import health, jobs, relays, services
-from ..models import PERM_CHANGE, PERM_RUN, PERM_VIEW, Account, RelayCheck, State, TestSend
-from .common import notice, panel_view, polled, selected_account
+from .. import health, jobs, relay_settings, services
+from ..models import (
+    PERM_CHANGE,
+    PERM_RUN,
+    PERM_VIEW,
+    Account,
+    ProbeRun,
+    RelayJob,
+    State,
+    TestSend,
+)
+from .common import notice, panel_view, poll_every, polled, selected_account
 
 
 def _relay_mta(mta: str) -> str:
-    if mta not in relays.MTAS:
+    if mta not in relay_settings.MTAS:
         raise Http404
     return mta
 
@@ -43,14 +52,39 @@ def _posted_account(request: HttpRequest) -> Account:
         raise Http404 from None
 
 
-def _relay_context(mta: str, account: Account | None, check: RelayCheck | None) -> dict:
+def _installed(mta: str, check: RelayJob | None) -> bool:
+    """False when the newest check, or else the last probe, found the relay missing: then
+    there is nothing to write or to send through (only "check" again, once installed)."""
+    if check is not None and check.status:
+        return check.status.get("installed") is not False
+    probe = ProbeRun.latest_finished()
+    result = probe.results.filter(key=mta).first() if probe else None
+    return result is None or result.found
+
+
+def _then_run(check: RelayJob | None) -> list[str]:
+    """The commands after writing the configuration by hand: a postfix that does not run
+    is started, not reloaded (a reload of a stopped postfix fails)."""
+    commands = list((check.config or {}).get("commands", [])) if check else []
+    if check and check.mta == "postfix" and check.status.get("running") is False:
+        commands = [c.removesuffix(" reload") + " start" if c.endswith(" reload") else c
+                    for c in commands]  # fmt: skip
+    return commands
+
+
+def _relay_context(mta: str, account: Account | None, check: RelayJob | None) -> dict:
+    send = _relay_send(mta, account)
     return {
         "mta": mta,
-        "mta_label": relays.LABELS[mta],
-        "mtas": [(m, relays.LABELS[m]) for m in relays.MTAS],
+        "mta_label": relay_settings.LABELS[mta],
+        "mtas": [(m, relay_settings.LABELS[m]) for m in relay_settings.MTAS],
         "account": account,
         "check": check,
-        "send": _relay_send(mta, account),
+        "check_poll": poll_every(check),
+        "send": send,
+        "send_poll": poll_every(send),
+        "installed": _installed(mta, check or RelayJob.latest(mta, account)),
+        "then_run": _then_run(check),
     }
 
 
@@ -59,7 +93,7 @@ def _relay_context(mta: str, account: Account | None, check: RelayCheck | None) 
 def relay(request: HttpRequest, mta: str) -> HttpResponse:
     mta = _relay_mta(mta)
     account = selected_account(request)
-    check = RelayCheck.latest(mta, account)
+    check = RelayJob.latest(mta, account)
     if check and check.active and jobs.expire_stale():
         check.refresh_from_db()
     context = _relay_context(mta, account, check)
@@ -71,7 +105,7 @@ def relay(request: HttpRequest, mta: str) -> HttpResponse:
 @panel_view(PERM_VIEW)
 def relay_check_status(request: HttpRequest, mta: str, check_id: int) -> HttpResponse:
     """The check block, polled every second while the job runs."""
-    check = get_object_or_404(RelayCheck, pk=check_id, mta=_relay_mta(mta))
+    check = get_object_or_404(RelayJob, pk=check_id, mta=_relay_mta(mta))
     context = _relay_context(mta, check.account, check)
     return polled(request, "panel/relay.html#check", context, check)
 
@@ -90,10 +124,10 @@ def relay_check_start(request: HttpRequest, mta: str) -> HttpResponse:
     return redirect(_relay_url(mta, account))
 
 
-def _confirmable(mta: str, raw: str | None) -> RelayCheck:
+def _confirmable(mta: str, raw: str | None) -> RelayJob:
     """The finished check whose configuration an administrator is asked to write."""
     try:
-        check = RelayCheck.objects.filter(pk=int(raw or ""), mta=mta).first()
+        check = RelayJob.objects.filter(pk=int(raw or ""), mta=mta).first()
     except ValueError:
         check = None
     if check is None or check.account is None:
@@ -139,6 +173,11 @@ def relay_test(request: HttpRequest, mta: str) -> HttpResponse:
     the overview's postfix/exim row, started from here."""
     mta = _relay_mta(mta)
     account = _posted_account(request)
+    if not _installed(mta, RelayJob.latest(mta, account)):
+        text = _("%(name)s is not installed on this server.") % {
+            "name": relay_settings.LABELS[mta]
+        }
+        return notice(request, text, back=_relay_url(mta, account))
     try:
         services.start_tests(account, [mta], request.user)
     except services.NotAccepted as exc:

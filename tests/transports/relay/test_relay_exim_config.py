@@ -38,6 +38,7 @@ def test_compare_lists_what_a_direct_delivering_exim_lacks(exim, smtp):
         "dc_smarthost",
         "protocol",
         "hosts_require_tls",  # exim 4.96 already verifies certificates by default
+        "hosts_require_auth",
         "tls_verify_certificates",
         "passwd.client",
     }
@@ -94,7 +95,7 @@ def test_render_gives_debian_settings_macros_and_a_secret_passwd_line(exim, smtp
         "dc_eximconfig_configtype": "smarthost",
         "dc_smarthost": f"127.0.0.1::{smtp.smtps_port}",
     }
-    passwd, macros = config.files
+    passwd, macros, require_auth = config.files
     assert passwd.secret and passwd.mode == 0o640 and passwd.group == "Debian-exim"
     assert passwd.content == f"127.0.0.1:{smtp.user}:{smtp.password}\n"
     assert macros.path.endswith("conf.d/main/000_localmacros")  # split configuration
@@ -103,7 +104,15 @@ def test_render_gives_debian_settings_macros_and_a_secret_passwd_line(exim, smtp
         f"REMOTE_SMTP_SMARTHOST_TLS_VERIFY_CERTIFICATES = {exim.ca_file}",
         "REMOTE_SMTP_SMARTHOST_TLS_VERIFY_HOSTS = *",
         "REMOTE_SMTP_SMARTHOST_PROTOCOL = smtps",
+        ".ifdef XMAILADMIN_TEST_SEND",  # a test send's bounce only queues
+        "queue_only = true",
+        ".endif",
     ]
+    # Debian's smarthost transport only tries the login: the file after it requires it.
+    assert require_auth.path.endswith(
+        "conf.d/transport/30_exim4-config_remote_smtp_smarthost_require_auth"
+    )
+    assert "hosts_require_auth = *" in require_auth.content
     assert smtp.password not in config.text(account.password)
 
 

@@ -8,7 +8,14 @@ from transports.base import Mode, Step, Target, TargetError
 from transports.relay import ConfigFile, RelayAccount
 from transports.relay.exim_log import EximFollower
 from transports.relay.files import BLOCK_BEGIN, merged
-from transports.relay.follow import FINAL, LogTail, State, Tracking, verdict, with_message_id
+from transports.relay.follow import (
+    FINAL,
+    LogTail,
+    QueueState,
+    Tracking,
+    result_of,
+    with_message_id,
+)
 from transports.relay.postfix_log import PostfixFollower
 
 TARGET = Target(
@@ -116,14 +123,14 @@ def test_a_log_tail_reads_only_new_lines_and_survives_rotation(tmp_path):
     assert tail.lines() == ["after rotation"]
 
 
-@pytest.mark.parametrize("state", sorted(State, key=str))
+@pytest.mark.parametrize("state", sorted(QueueState, key=str))
 def test_only_a_delivery_is_a_pass(state):
     tracking = Tracking("<id@x>", queue_id="Q1", state=state, reason="whatever")
 
-    result = verdict(tracking, TARGET, "postfix", 3.0)
+    result = result_of(tracking, TARGET, "postfix", 3.0)
 
-    assert result.ok is (state is State.DELIVERED)
-    assert (result.delivered is True) is (state is State.DELIVERED)
+    assert result.ok is (state is QueueState.DELIVERED)
+    assert (result.delivered is True) is (state is QueueState.DELIVERED)
 
 
 def _postfix_reads(*lines: str) -> Tracking:
@@ -143,8 +150,8 @@ def test_postfix_remembered_failure_is_read_as_deferred_with_its_reason():
         "suspended: SASL authentication failed; server x said: 535 5.7.8 invalid)",
     )
 
-    assert tracking.state is State.DEFERRED
-    assert verdict(tracking, TARGET, "postfix", 1).step is Step.AUTH
+    assert tracking.state is QueueState.DEFERRED
+    assert result_of(tracking, TARGET, "postfix", 1).step is Step.AUTH
 
 
 def test_postfix_tls_is_taken_from_the_same_smtp_process():
@@ -159,7 +166,7 @@ def test_postfix_tls_is_taken_from_the_same_smtp_process():
         "dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 1)",
     )
 
-    result = verdict(tracking, TARGET, "postfix", 1)
+    result = result_of(tracking, TARGET, "postfix", 1)
     assert result.ok and result.tls_version == "TLSv1.3" and result.verified
     assert not result.warnings
 
@@ -179,7 +186,28 @@ def test_exim_auth_failure_before_a_bounce_is_the_reason():
     ):
         follower._read(line, tracking)
 
-    assert tracking.state is State.BOUNCED and tracking.state in FINAL
+    assert tracking.state is QueueState.BOUNCED and tracking.state in FINAL
     assert tracking.children == ["1xXCsb-0004wa-0l"]
-    result = verdict(tracking, TARGET, "exim", 1)
+    result = result_of(tracking, TARGET, "exim", 1)
     assert result.step is Step.AUTH and "535" in str(result.reason) and "530" in str(result.reason)
+
+
+@pytest.mark.parametrize("logged_in", [True, False])
+def test_an_exim_delivery_passes_only_when_it_logged_in(logged_in):
+    follower = EximFollower(None, [])
+    tracking = Tracking("<t1@example.org>")
+    login = " A=plain" if logged_in else ""
+    for line in (
+        "2026-11-28 07:29:53 1xXCsb-0004wL-0J <= a@example.org U=root P=local S=309 "
+        "id=t1@example.org",
+        "2026-11-28 07:29:53 1xXCsb-0004wL-0J => b@example.net R=smarthost T=t H=127.0.0.1 "
+        f'[127.0.0.1] X=TLS1.3:ECDHE:256 CV=yes DN="CN=localhost"{login} C="250 Ok"',
+    ):
+        follower._read(line, tracking)
+
+    result = result_of(tracking, TARGET, "exim", 1)
+
+    assert tracking.state is QueueState.DELIVERED and result.delivered is True
+    assert result.ok is logged_in
+    if not logged_in:
+        assert result.reason_code == "relay_not_authenticated" and result.step is Step.AUTH

@@ -13,7 +13,7 @@ import json
 from django.conf import settings
 
 from transports.base import Mode
-from transports.relay import EximRelay, PostfixRelay, RelayAccount
+from transports.relay import EximRelay, PostfixRelay, Relay, RelayAccount
 
 # The relay pages, in navigation order; each key is also the catalogue key of the
 # mail command ("postfix", "exim") whose sendmail feeds that relay.
@@ -21,7 +21,7 @@ MTAS = ("postfix", "exim")
 LABELS = {"postfix": "Postfix", "exim": "Exim"}
 
 
-def configured(mta: str) -> PostfixRelay | EximRelay | None:
+def configured(mta: str) -> Relay | None:
     """The relay the settings name, or None for the system's own (the transports'
     default, which knows best where Debian keeps it)."""
     if mta == "postfix":
@@ -38,7 +38,7 @@ def configured(mta: str) -> PostfixRelay | EximRelay | None:
     raise KeyError(mta)
 
 
-def relay_for(mta: str) -> PostfixRelay | EximRelay:
+def relay_for(mta: str) -> Relay:
     """The relay to check, configure and test on the relay page."""
     relay = configured(mta)
     if relay is not None:

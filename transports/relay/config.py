@@ -1,5 +1,6 @@
-"""What apply() of postfix and exim share: the outcomes refused, rolled back, done; the
-checks that roll back; apply() itself, from the configuration render() makes."""
+"""What the configurations of postfix and exim share: the comparison of a relay's
+effective settings with what the account needs, and the steps of apply() (refused,
+checked, rolled back) for the configuration render() makes."""
 
 from __future__ import annotations
 
@@ -7,25 +8,76 @@ from collections.abc import Iterable
 
 from ..base import ca_file_problem
 from ..run import RunOutput, run
-from ..texts import Text, gettext_noop
+from ..texts import Param, Text, gettext_noop
 from .files import Backup, rights_problem
-from .follow import HandOverRelay
-from .model import ApplyResult, GeneratedConfig, RelayAccount
+from .model import (
+    ApplyResult,
+    Difference,
+    GeneratedConfig,
+    RelayAccount,
+    RelayStatus,
+    secret_digest,
+)
+
+# --- comparing ---------------------------------------------------------------------------
+
+NOT_SET = Text(gettext_noop("(not set)"))
 
 
-class ConfiguredRelay(HandOverRelay):
-    """A relay that writes the configuration it renders for an account."""
+def shown(value: str) -> Param:
+    """A setting's value in a sentence: the value, or "(not set)" when it is empty."""
+    return value or NOT_SET
 
-    def render(self, account: RelayAccount) -> GeneratedConfig:
+
+class Comparison:
+    """The differences between a relay's effective configuration and what the account
+    needs. Each relay names itself in ``mta`` and adds its own checks in ``_check``."""
+
+    mta = ""
+
+    def __init__(self, status: RelayStatus, account: RelayAccount, wanted: GeneratedConfig):
+        self.status, self.account = status, account
+        self.have = status.settings
+        self.found: list[Difference] = []
+
+    def _add(self, setting: str, current: str, wanted: str, msgid: str, /, **params: Param) -> None:
+        """One difference; ``msgid`` (marked with gettext_noop) says it, with ``params``."""
+        self.found.append(Difference(setting, current, wanted, Text(msgid, params)))
+
+    def differences(self) -> list[Difference]:
+        if not self.status.installed:
+            self._add(self.mta, "", "", gettext_noop("%(mta)s is not installed"), mta=self.mta)
+        else:
+            self._check()
+        return self.found
+
+    def _check(self) -> None:
         raise NotImplementedError
 
-    def apply_config(
-        self, config: GeneratedConfig, *, confirm: bool = False, ca_file: str | None = None
-    ) -> ApplyResult:
-        raise NotImplementedError
+    def _login(self, user: str, settings: tuple[str, str], where: Text) -> None:
+        """The relay logs in as ``user`` with the password found ``where``: both must be
+        the account's. ``settings``: the names of the user's and the password's setting."""
+        if user != self.account.user:
+            self._add(
+                settings[0],
+                user,
+                self.account.user,
+                gettext_noop("%(mta)s logs in as %(user)s, the account says %(account_user)s"),
+                mta=self.mta,
+                user=user,
+                account_user=self.account.user,
+            )
+        elif self.status.password_digest != secret_digest(self.account.password):
+            self._add(
+                settings[1],
+                "…",
+                "…",
+                gettext_noop("the password in %(where)s differs from the account's"),
+                where=where,
+            )
 
-    def apply(self, account: RelayAccount, *, confirm: bool = False) -> ApplyResult:
-        return self.apply_config(self.render(account), confirm=confirm, ca_file=account.ca_file)
+
+# --- applying ----------------------------------------------------------------------------
 
 
 def refusal(confirm: bool, config_dir: str, ca_file: str | None) -> ApplyResult | None:

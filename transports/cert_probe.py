@@ -1,0 +1,60 @@
+"""Why the server's certificate fails, asked of the server when a command does not say.
+
+mutt in batch mode says "Untrusted server certificate" for a chain from an unknown CA
+and for a certificate of another name alike, and nothing more at any debug level.
+One TLS handshake with the same trust (the CA file and the system's CAs, as mutt
+has them), and no login, tells the two apart: OpenSSL checks the chain before the
+name, so a certificate with both faults is named untrusted, the one to fix first.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+from .base import Target
+
+PROBE_TIMEOUT = 10.0
+
+
+def certificate_problem(target: Target) -> str | None:
+    """OpenSSL's words for what is wrong with the server's certificate for
+    ``target.host`` ("Hostname mismatch, ...", "unable to get local issuer
+    certificate"), or None when it finds nothing wrong or cannot ask."""
+    context = ssl.create_default_context()
+    if target.ca_file:
+        context.load_verify_locations(target.ca_file)
+    timeout = min(PROBE_TIMEOUT, target.timeout)
+    try:
+        with socket.create_connection((target.host, target.port), timeout=timeout) as sock:
+            if not target.implicit_tls and not _starttls(sock):
+                return None
+            with context.wrap_socket(sock, server_hostname=target.host):
+                return None
+    except ssl.SSLCertVerificationError as exc:
+        return str(exc.verify_message or exc)
+    except (OSError, ValueError):
+        return None
+
+
+def _starttls(sock: socket.socket) -> bool:
+    """Greeting, EHLO and STARTTLS in clear; True when the server agreed to TLS."""
+    with sock.makefile("rb") as reader:
+        if _code(reader) != 220:
+            return False
+        sock.sendall(b"EHLO xmailadmin.invalid\r\n")
+        if _code(reader) != 250:
+            return False
+        sock.sendall(b"STARTTLS\r\n")
+        return _code(reader) == 220
+
+
+def _code(reader) -> int | None:
+    """The code of one SMTP reply, all its lines read (at most 100 of them)."""
+    for _ in range(100):
+        line = reader.readline(1024)
+        if len(line) < 4 or not line[:3].isdigit():
+            return None
+        if line[3:4] != b"-":
+            return int(line[:3])
+    return None
