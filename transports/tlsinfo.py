@@ -83,7 +83,8 @@ class CachedRun:
 
 _VERSION_NUMBER = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
 
-# DESIGN.md's table, highest threshold first; below the last row: no TLS 1.2, no TLS 1.3.
+# The README's TLS library table, highest threshold first; below the last row: no TLS 1.2,
+# no TLS 1.3.
 _TABLE: dict[str, tuple[tuple[tuple[int, int, int], str, str], ...]] = {
     "openssl": (((1, 1, 1), "yes", "yes"), ((1, 0, 1), "yes", "no"), ((1, 0, 0), "partly", "no")),
     "gnutls": (((3, 6, 0), "yes", "yes"), ((3, 0, 0), "yes", "no")),
@@ -106,7 +107,8 @@ def parse_version(version: str | None) -> tuple[int, int, int] | None:
 
 
 def verdict(library: str | None, version: str | None) -> tuple[str, str]:
-    """(TLS 1.2, TLS 1.3) support per DESIGN.md: "yes", "partly", "no" or "unknown".
+    """(TLS 1.2, TLS 1.3) support per the README's TLS library table: "yes", "partly",
+    "no" or "unknown".
 
     Only OpenSSL and GnuTLS are in the vendor's table; anything else, or a version that
     cannot be read, is ("unknown", "unknown"). "none" (no TLS library) is ("no", "no").

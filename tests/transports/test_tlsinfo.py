@@ -70,7 +70,7 @@ def test_docstring_examples():
     assert sum(r.failed for r in results) == 0
 
 
-# --- verdict: DESIGN.md's table ---------------------------------------------------------
+# --- verdict: the README's TLS library table ---------------------------------------------------------
 
 
 @pytest.mark.parametrize(
