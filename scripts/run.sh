@@ -70,5 +70,6 @@ exec scripts/supervise.sh \
         --bind "$BIND:$PORT" \
         --workers "${WEB_WORKERS:-2}" --threads "${WEB_THREADS:-8}" --worker-class gthread \
         --timeout 60 --graceful-timeout 10 --access-logfile - \
+        --logger-class xmailadmin.logtime.GunicornLogger \
     -- worker "$BIN/celery" -A xmailadmin worker --loglevel INFO --without-mingle --without-gossip \
     -- beat "$BIN/celery" -A xmailadmin beat --loglevel INFO

@@ -13,7 +13,7 @@ profile=${1:-run}
 
 RUN_PACKAGES=(python3 python3-venv binutils procps ca-certificates)
 TEST_PACKAGES=(
-    postfix msmtp s-nail mutt mailutils bsd-mailx curl openssl
+    postfix dovecot-core msmtp s-nail mutt mailutils bsd-mailx curl openssl
     libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl
     chromium redis-server redis-tools gettext make
     libgnutls-dane0 libidn12  # exim's libraries: tests run a private exim beside postfix

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from .detection import Detection, VersionArgs, VersionParser, detect_binary
-from .run import RunOutput, locate
+from .run import locate
 from .secrecy import redact
 from .texts import Text, gettext_noop
 from .tlsinfo import RunFn
@@ -437,17 +437,3 @@ class Transport:
     def _send(self, exe: str, target: Target, message: bytes) -> SendResult:
         raise NotImplementedError
 
-
-def timed_out(out: RunOutput, target: Target) -> SendResult:
-    return SendResult(
-        ok=False,
-        step=Step.TIMEOUT,
-        reason=Text(
-            gettext_noop(
-                "no answer within %(seconds)s s; the command was stopped. "
-                "Check host, port and mode (465 = implicit TLS, others STARTTLS)."
-            ),
-            {"seconds": f"{target.timeout:g}"},
-        ),
-        exit_code=out.returncode,
-    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from .base import SendResult, Step, Target, timed_out
+from .base import SendResult, Step, Target
 from .run import RunOutput
 from .texts import Text, gettext_noop
 
@@ -36,7 +36,8 @@ REASONS: dict[Step, str] = {
     Step.QUEUE: gettext_noop("the local mail system did not accept the message"),
     Step.UNSUPPORTED: gettext_noop("this command cannot send this way"),
     Step.TIMEOUT: gettext_noop(
-        "no answer in time: check host, port and mode (465 = implicit TLS, others STARTTLS)"
+        "no answer from the server within %(seconds)s s: check host, port and mode "
+        "(465 = implicit TLS, others STARTTLS)"
     ),
     Step.UNKNOWN: gettext_noop("the command failed"),
 }
@@ -50,6 +51,7 @@ REPLY_TOO_LONG = "reply_too_long"
 NO_STARTTLS = "no_starttls"
 TLS_ERROR = "tls_error"
 SENDER_REFUSED = "sender_refused"
+TLS_CLEAR_REPLY = "tls_clear_reply"
 CODE_REASONS: dict[str, str] = {
     CONNECTION_CLOSED: gettext_noop(
         "the connection ended before the server answered: the server closed it (or the "
@@ -73,6 +75,10 @@ CODE_REASONS: dict[str, str] = {
     SENDER_REFUSED: gettext_noop(
         "the server refused the sender address %(sender)s: the login may not send as this "
         "address, or the server does not accept it"
+    ),
+    TLS_CLEAR_REPLY: gettext_noop(
+        "the server answered in clear text where the TLS handshake was expected: the port "
+        "probably expects STARTTLS"
     ),
 }
 
@@ -393,7 +399,16 @@ TLS_REASONS = [
 ]
 
 
-def _tls_reason(detail: str) -> tuple[str, str] | None:
+# An implicit-TLS client that read a clear-text greeting as a TLS record, in the words of
+# OpenSSL ("wrong version number", "packet length too long") and GnuTLS.
+CLEAR_REPLY = re.compile(
+    r"wrong version number|packet length too long|unexpected TLS packet|unknown protocol", re.I
+)
+
+
+def _tls_reason(detail: str, implicit_tls: bool = False) -> tuple[str, str] | None:
+    if implicit_tls and CLEAR_REPLY.search(detail):
+        return TLS_CLEAR_REPLY, CODE_REASONS[TLS_CLEAR_REPLY]
     return next(((code, text) for p, code, text in TLS_REASONS if p.search(detail)), None)
 
 
@@ -401,7 +416,7 @@ def _tls_reason(detail: str) -> tuple[str, str] | None:
 _FIXED = frozenset({Step.TIMEOUT, Step.CONFIG, Step.UNSUPPORTED, Step.QUEUE, Step.DONE})
 
 
-def _classified(step: Step, detail: str) -> tuple[str, str]:
+def _classified(step: Step, detail: str, implicit_tls: bool = False) -> tuple[str, str]:
     """(reason code, reason's message id) for a step and the tool's words."""
     if step not in _FIXED:
         if TOO_LONG.search(detail):
@@ -409,7 +424,7 @@ def _classified(step: Step, detail: str) -> tuple[str, str]:
         if STARTTLS_MISSING.search(detail):
             return NO_STARTTLS, CODE_REASONS[NO_STARTTLS]
     if step is Step.TLS:
-        if tls := _tls_reason(detail):
+        if tls := _tls_reason(detail, implicit_tls):
             return tls
     elif step in _SENDER_ANSWERED_AT and SENDER_WORDS.search(detail):
         return SENDER_REFUSED, CODE_REASONS[SENDER_REFUSED]
@@ -427,20 +442,24 @@ def refined_step(step: Step, detail: str) -> Step:
     return step
 
 
-def reason_code(step: Step, detail: str = "") -> str:
+def reason_code(step: Step, detail: str = "", implicit_tls: bool = False) -> str:
     """A stable name for the reason, for the panel to translate: the step, tls_*, or one
     of CODE_REASONS."""
-    return _classified(step, detail)[0]
+    return _classified(step, detail, implicit_tls)[0]
 
 
 def reason_for(step: Step, target: Target, detail: str = "", code: str | None = None) -> Text:
     """The reason as a Text with the target's values it names, and the tool's words."""
-    msgid = CODE_REASONS[code] if code in CODE_REASONS else _classified(step, detail)[1]
+    if code in CODE_REASONS:
+        msgid = CODE_REASONS[code]
+    else:
+        msgid = _classified(step, detail, target.implicit_tls)[1]
     values = {
         "host": target.host,
         "port": target.port,
         "sender": target.sender,
         "recipient": target.recipient,
+        "seconds": f"{target.timeout:g}",
     }
     text = Text(msgid, {k: v for k, v in values.items() if f"%({k})s" in msgid})
     return with_detail(text, detail)
@@ -476,7 +495,7 @@ def failed_at(
         ok=False,
         step=step,
         reason=reason_for(step, target, detail, code),
-        reason_code=code or reason_code(step, detail),
+        reason_code=code or reason_code(step, detail, target.implicit_tls),
         exit_code=exit_code,
         detail=detail,
     )
@@ -491,7 +510,7 @@ def failure(
     if out.timed_out:
         oversized = _oversized_reply(out.text)
         if oversized is None:
-            return timed_out(out, target)
+            return timed_out_run(out, target)
         # Still reading a reply of many megabytes when the time was up: that reply is
         # the fault, not a server that never answered.
         found = broken_off(out.text, target.implicit_tls)
@@ -504,6 +523,126 @@ def failure(
         step, code, detail = found
     detail = detail if detail is not None else key_line(out.text)
     step = step or step_from_text(out.text)
+    if step is Step.TIMEOUT and code is None:  # the tool's own timeout
+        return timed_out_run(out, target, detail=detail)
     if step in _REFUSALS and code is None:
         detail = with_server_reply(detail, out.text)
     return failed_at(step, target, detail, code, exit_code=out.returncode)
+
+
+# --- where a timed-out command waited -------------------------------------------------
+
+# What the command waited for, as the transcript shows it: message ids with the seconds
+# waited (the target's timeout). The SMTP verbs are no words to translate.
+CONNECT, GREETING, HANDSHAKE, MESSAGE = "connect", "greeting", "handshake", "message"
+_WAIT_COMMANDS = {
+    "starttls": "STARTTLS", "ehlo": "EHLO", "auth": "AUTH", "mail_from": "MAIL FROM",
+    "rcpt_to": "RCPT TO", "data": "DATA",
+}  # fmt: skip
+WAITED_FOR: dict[str, str] = {
+    CONNECT: gettext_noop(
+        "no connection to %(host)s:%(port)s within %(seconds)s s: check host name and port; "
+        "a firewall may drop the packets"
+    ),
+    GREETING: gettext_noop("no greeting from the server within %(seconds)s s"),
+    # A STARTTLS client at an implicit-TLS port: the server waits for the ClientHello.
+    "greeting_in_clear": gettext_noop(
+        "no greeting from the server within %(seconds)s s: the port probably expects "
+        "implicit TLS (SMTPS), or the server hangs"
+    ),
+    # An implicit-TLS client: a STARTTLS server would have greeted in clear text at once.
+    HANDSHAKE: gettext_noop(
+        "no answer to the TLS handshake within %(seconds)s s: the server accepted the "
+        "connection but says nothing"
+    ),
+    "handshake_after_starttls": gettext_noop(
+        "no answer to the TLS handshake after STARTTLS within %(seconds)s s"
+    ),
+    "command": gettext_noop("no reply to %(command)s within %(seconds)s s"),
+    MESSAGE: gettext_noop(
+        "no reply to the message within %(seconds)s s: the server took DATA and the message "
+        "but did not confirm them"
+    ),
+}
+# Perl's Net::SMTP echoes "Net::SMTP=GLOB(0x...)>>> EHLO" and "...<<< 250 ...".
+_WAIT_SENT = re.compile(_SENT.pattern + r"|^Net::SMTP\S*=GLOB\([^)]*\)>>> ([A-Za-z.]+)", re.M)
+_WAIT_RECEIVED = re.compile(_RECEIVED.pattern + r"|^Net::SMTP\S*=GLOB\([^)]*\)<<< ", re.M)
+# The tools' words for a TCP connection that is up.
+_CONNECTED = re.compile(
+    r"^\* Connected to |Connected to \S+ on fd=|Connecting to \S+ \.\.\. connected"
+    r"|^connect: \(|^(?:[\w.-]+: )?S: |\bSSL connection using|^CONNECTION ESTABLISHED",
+    re.M,
+)
+
+
+_WAITED_MS = re.compile(r"timed out after (\d+) milliseconds")
+
+
+def waited_at(text: str, implicit_tls: bool) -> str | None:
+    """What a command that ran out of time waited for, as far as its transcript shows:
+    a key of WAITED_FOR, a key of _WAIT_COMMANDS, or None when the transcript does not
+    tell (no echo of the dialogue)."""
+    sent = [m for m in _WAIT_SENT.finditer(text) if _verb(m) in (*COMMAND_STEPS, ".")]
+    replies = [m.start() for m in _WAIT_RECEIVED.finditer(text)]
+    if not sent:
+        if replies:
+            return None  # greeted, and nothing sent: not a wait the transcript explains
+        if not _CONNECTED.search(text):
+            return None
+        return HANDSHAKE if implicit_tls and not TLS_UP.search(text) else GREETING
+    verb = _verb(sent[-1])
+    answered = bool(replies) and replies[-1] > sent[-1].start()
+    if verb == "." or (verb == "DATA" and answered):
+        return MESSAGE
+    if verb == "STARTTLS" and answered:
+        return "handshake_after_starttls"
+    if answered and verb != "AUTH":  # AUTH LOGIN: 334, then the echo of a base64 line
+        return None
+    return next((k for k, v in _WAIT_COMMANDS.items() if v.startswith(verb)), None)
+
+
+def _verb(match: re.Match[str]) -> str:
+    return (match.group(1) or match.group(2) or "").upper()
+
+
+def timed_out(
+    target: Target,
+    at: str | None = None,
+    exit_code: int | None = None,
+    detail: str = "",
+    seconds: float | None = None,
+) -> SendResult:
+    """A send that ran out of time, its reason naming what it waited for and how long
+    (``seconds``, else the target's timeout)."""
+    values: dict[str, object] = {"seconds": f"{target.timeout if seconds is None else seconds:g}"}
+    if at in _WAIT_COMMANDS:
+        msgid, values["command"] = WAITED_FOR["command"], _WAIT_COMMANDS[at]
+    elif at == GREETING and not target.implicit_tls:
+        msgid = WAITED_FOR["greeting_in_clear"]
+    elif at == HANDSHAKE and not target.implicit_tls:
+        msgid = WAITED_FOR["handshake_after_starttls"]
+    elif at in WAITED_FOR:
+        msgid = WAITED_FOR[at]
+        if at == CONNECT:
+            values.update(host=target.host, port=target.port)
+    else:
+        msgid = REASONS[Step.TIMEOUT]
+    return SendResult(
+        ok=False,
+        step=Step.TIMEOUT,
+        reason=with_detail(Text(msgid, values), detail),
+        reason_code=Step.TIMEOUT.value,
+        exit_code=exit_code,
+        detail=detail,
+    )
+
+
+def timed_out_run(
+    out: RunOutput, target: Target, at: str | None = None, detail: str = ""
+) -> SendResult:
+    """A command's run that ended in a timeout (its own or ours): what it waited for as
+    ``at`` says (the shipped scripts know) or as its transcript shows."""
+    at = at or waited_at(out.text, target.implicit_tls)
+    waited = _WAITED_MS.search(out.text)  # curl's own limit is shorter than the target's
+    seconds = round(int(waited.group(1)) / 1000, 1) if waited else None
+    return timed_out(target, at, out.returncode, detail, seconds)

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from . import gnutls_log
 from .base import SENT, SendResult, Step, Target, Transport, tls_name
 from .classify import failure
 from .run import RunOutput, run
@@ -28,6 +29,8 @@ class CommandTransport(Transport):
     exit_steps: ClassVar[dict[int, Step]] = {}
     # Where the tool's verbose output names the negotiated TLS version (group 1).
     tls_pattern: ClassVar[re.Pattern[str] | None] = None
+    # Tools that print nothing of their TLS session but use GnuTLS: its debug log says.
+    gnutls_log: ClassVar[bool] = False
 
     def invocation(self, exe: str, target: Target, message: bytes, tmp: PrivateDir) -> Invocation:
         raise NotImplementedError
@@ -36,15 +39,21 @@ class CommandTransport(Transport):
         with private_dir() as tmp:
             how = self.invocation(exe, target, message, tmp)
             # HOME is the private folder, so no ~/.netrc, ~/.muttrc or ~/.msmtprc interferes.
-            env = {"HOME": str(tmp.path), **how.env}
+            env = {"HOME": str(tmp.path), **(gnutls_log.ENV if self.gnutls_log else {}), **how.env}
             out = run(how.argv, stdin=how.stdin, timeout=target.timeout, env=env)
             extra = self.extra_transcript(tmp)
+        logged = gnutls_log.negotiated_version(out.stderr) if self.gnutls_log else None
+        out = gnutls_log.without_log(out) if self.gnutls_log else out
         result = self.outcome(out, target)
         result.transcript = "\n".join(t for t in (out.text, extra) if t)
-        if result.tls_version is None and self.tls_pattern is not None:
-            match = self.tls_pattern.search(out.text)
-            result.tls_version = tls_name(match.group(1)) if match else None
+        if result.tls_version is None:
+            result.tls_version = logged or self.reported_tls(out.text)
         return result
+
+    def reported_tls(self, text: str) -> str | None:
+        """The TLS version as the tool's verbose output names it."""
+        match = self.tls_pattern.search(text) if self.tls_pattern is not None else None
+        return tls_name(match.group(1)) if match else None
 
     def extra_transcript(self, tmp: PrivateDir) -> str:
         """What the tool wrote to files instead of stdout, read before they are removed."""

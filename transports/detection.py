@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .run import RunOutput, locate
+from .texts import Text, gettext_noop, texts_to_dicts
 from .tlsinfo import CachedRun, RunFn, TlsLink, resolve_tls_library, vendor_ldd_line, verdict
 from .versions import VersionInfo
 
@@ -36,25 +37,42 @@ class Detection:
     tls13: str = "unknown"
     evidence: list[str] = field(default_factory=list)  # how the library was found
     ldd_ssl: str = ""  # the vendor's `ldd $(which CMD) | grep ssl`, for comparison
-    note: str = ""
+    notes: list[Text] = field(default_factory=list)  # said in the reader's language
     usable: bool = True  # found but missing something the send needs (e.g. a Perl module)
     duration_s: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    @property
+    def note(self) -> str:
+        """The notes in English, joined: for the CLI, logs and tests."""
+        return "; ".join(str(note) for note in self.notes)
 
-    def add_note(self, text: str) -> None:
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["notes"], data["note"] = texts_to_dicts(self.notes), self.note
+        return data
+
+    def add_note(self, text: Text | str | None) -> None:
+        """A sentence of ours (a Text), or a tool's own words (a str, shown as they are)."""
         if text:
-            self.note = f"{self.note}; {text}" if self.note else text
+            self.notes.append(text if isinstance(text, Text) else tool_words(text))
 
     def without_tls(self) -> None:
         """No TLS at all: the command cannot reach an SMTPS or STARTTLS server itself."""
         self.tls_library, self.tls12, self.tls13 = "none", "no", "no"
 
 
+def tool_words(words: str) -> Text:
+    """A tool's output as a note: the same words in every language."""
+    return Text("%(words)s", {"words": words})
+
+
 def missing(det: Detection, names: Sequence[str], executable: str | None) -> Detection:
     det.found = False
-    det.note = f"{executable} not found" if executable else f"not installed: no {' / '.join(names)}"
+    if executable:
+        det.notes = [Text(gettext_noop("%(path)s not found"), {"path": executable})]
+    else:
+        names_text = " / ".join(names)
+        det.notes = [Text(gettext_noop("not installed: no %(names)s"), {"names": names_text})]
     return det
 
 
@@ -62,19 +80,27 @@ def first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
-def failure(out: RunOutput) -> str:
+def failure(out: RunOutput) -> Text:
     """Why a version command gave nothing usable, in a few words."""
     # Our inline python/perl scripts would swamp the note: show them as "<script>".
     args = ("<script>" if "\n" in a else a for a in out.argv[1:])
     command = " ".join([os.path.basename(out.argv[0]), *args])
     if out.timed_out:
-        return f"`{command}` did not answer within {out.duration_s:.0f} s"
+        return Text(
+            gettext_noop("`%(command)s` did not answer within %(seconds)s s"),
+            {"command": command, "seconds": f"{out.duration_s:.0f}"},
+        )
     if out.error:
-        return f"`{command}` could not start: {out.error}"
+        return Text(
+            gettext_noop("`%(command)s` could not start: %(error)s"),
+            {"command": command, "error": out.error},
+        )
     said = first_line(out.text)[:120]
     if out.returncode == 0:
-        return f"`{command}` printed no version: {said}"
-    return f"`{command}` failed (exit {out.returncode}): {said}"
+        msgid = gettext_noop("`%(command)s` printed no version: %(said)s")
+    else:
+        msgid = gettext_noop("`%(command)s` failed (exit %(code)s): %(said)s")
+    return Text(msgid, {"command": command, "said": said, "code": out.returncode})
 
 
 def same_file(a: str | None, b: str | None) -> bool:
@@ -100,10 +126,22 @@ def apply_tls(
     library, version = link.library, link.version
     if claim.library and library in ("none", "unknown"):
         if library == "none":
-            det.add_note(f"links no TLS library but names {claim.library}: built in statically?")
+            det.add_note(
+                Text(
+                    gettext_noop(
+                        "links no TLS library but names %(library)s: built in statically?"
+                    ),
+                    {"library": claim.library},
+                )
+            )
         library, version = claim.library, claim.library_version
     elif claim.library and claim.library.lower() != library.lower():
-        det.add_note(f"links {library} but names {claim.library}; the linked one counts")
+        det.add_note(
+            Text(
+                gettext_noop("links %(linked)s but names %(named)s; the linked one counts"),
+                {"linked": library, "named": claim.library},
+            )
+        )
     elif version is None:
         version = claim.library_version
     det.tls_library, det.tls_library_version = library, version

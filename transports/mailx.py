@@ -155,11 +155,15 @@ class MailxFamily(Transport):
         names = [executable] if executable else cls.names()
         path, text, seen = find_mailx(cls.identity, names, run_fn)
         if path is None:
-            det.note = f"no {_LABELS[cls.identity]}" + (f" ({', '.join(seen)})" if seen else "")
+            if seen:
+                msgid = gettext_noop("no %(mailx)s (%(seen)s)")
+            else:
+                msgid = gettext_noop("no %(mailx)s")
+            det.add_note(Text(msgid, {"mailx": _LABELS[cls.identity], "seen": ", ".join(seen)}))
             return det
         det.found, det.path = True, path
         if aliases := _aliases(path, ("mailx", "mail")):
-            det.add_note(f"also run as {', '.join(aliases)}")
+            det.add_note(Text(gettext_noop("also run as %(names)s"), {"names": ", ".join(aliases)}))
         det.ldd_ssl = vendor_ldd_line(path, run_fn)
         cls.read_tls(det, path, text, resolve_tls_library(path, run_fn), run_fn)
         return det
@@ -229,6 +233,7 @@ class MailutilsMailx(MailxFamily, CommandTransport):
     binary = "mail.mailutils"
     candidates = ("mailx", "mail")
     verifies_certificate = False  # measured: untrusted CA and wrong host name both delivered
+    gnutls_log = True  # it names no TLS version itself
     rewrites = Text(
         gettext_noop(
             "GNU Mailutils sets Date anew and adds User-Agent: the vendor's 'faulty processing' "
@@ -291,7 +296,12 @@ class BsdMailx(MailxFamily):
         det.evidence.extend(link.evidence)
         det.without_tls()
         det.add_note(
-            "no SMTP and no TLS of its own: it only hands mail to the local /usr/sbin/sendmail"
+            Text(
+                gettext_noop(
+                    "no SMTP and no TLS of its own: it only hands mail to the local "
+                    "/usr/sbin/sendmail"
+                )
+            )
         )
 
     def _send(self, exe: str, target: Target, message: bytes) -> SendResult:

@@ -64,6 +64,7 @@ class Mutt(CommandTransport):
     # ssl_verify_host=no skips the name check, but an untrusted chain still fails in batch
     # mode: there is nobody to answer mutt's question.
     can_skip_verification = False
+    gnutls_log = True  # it names no TLS version itself
     rewrites = Text(
         gettext_noop(
             "mutt rewrites the message: From gets the local user's name, Date is set anew, the "

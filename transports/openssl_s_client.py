@@ -16,11 +16,13 @@ import subprocess
 import tempfile
 import time
 
-from .base import SENT, SendResult, Step, Target, Transport, timed_out, tls_name
+from .base import SENT, SendResult, Step, Target, Transport, tls_name
 from .classify import (
     CLOSED,
     CLOSED_IN_DATA,
     CONNECTION_CLOSED,
+    GREETING,
+    HANDSHAKE,
     NO_STARTTLS,
     REPLY_LIMIT,
     STARTTLS_MISSING,
@@ -29,8 +31,10 @@ from .classify import (
     failed_at,
     key_line,
     step_from_text,
+    timed_out,
+    waited_at,
 )
-from .run import RunOutput, child_env, end_group, start_tied
+from .run import child_env, end_group, start_tied
 from .versions import VersionInfo, parse_openssl_banner
 
 _REPLY = re.compile(rb"^(\d{3})([ -])(.*)$")
@@ -180,16 +184,16 @@ class OpensslSClient(Transport):
             failed: Exception | None = None
             try:
                 result = self._dialogue(talk, target, message)
-            except TimeoutError:
-                result = timed_out(RunOutput([], None, "", "", target.timeout, True), target)
-            except (EOFError, BrokenPipeError, DialogueError) as exc:
+            except (TimeoutError, EOFError, BrokenPipeError, DialogueError) as exc:
                 failed = exc
             finally:
                 exited_by_itself = proc.poll()
                 end_group(proc)
                 stderr.seek(0)
                 err = stderr.read().decode("utf-8", "replace")
-        if result is None:
+        if isinstance(failed, TimeoutError):
+            result = timed_out(target, self._waited_at(talk, err, target))
+        elif result is None:
             assert failed is not None
             result = self._failure(failed, err, target)
         result.exit_code = 0 if result.ok else exited_by_itself  # None: we stopped it
@@ -197,6 +201,15 @@ class OpensslSClient(Transport):
         version = re.search(r"Protocol version: (\S+)", err)
         result.tls_version = tls_name(version.group(1)) if version else None
         return result
+
+    @staticmethod
+    def _waited_at(talk: Dialogue, err: str, target: Target) -> str | None:
+        """What s_client waited for. Before its TLS session is up it says nothing: with
+        -starttls it reads the greeting, EHLO reply and STARTTLS reply itself, and a
+        greeting that never comes (an implicit-TLS port) is the wait seen in practice."""
+        if not TLS_UP.search(err):
+            return HANDSHAKE if target.implicit_tls else GREETING
+        return waited_at("\n".join([*talk.transcript, err]), target.implicit_tls)
 
     @staticmethod
     def _failure(exc: Exception, err: str, target: Target) -> SendResult:

@@ -11,6 +11,7 @@ import os
 from . import tlsinfo
 from .detection import Detection, apply_tls, failure
 from .scripted import ScriptTransport
+from .texts import Text, gettext_noop
 from .tlsinfo import RunFn, TlsLink, resolve_tls_library
 from .versions import VersionInfo, parse_assignments, parse_openssl_banner
 
@@ -55,7 +56,7 @@ def _ssleay(det: Detection, found: dict[str, str], run_fn: RunFn) -> None:
     if os.path.isfile(module):
         link = resolve_tls_library(module, run_fn)
     else:
-        link = TlsLink("unknown", note="Net::SSLeay's SSLeay.so was not found")
+        link = TlsLink("unknown", note=Text(gettext_noop("Net::SSLeay's SSLeay.so was not found")))
     apply_tls(det, link, claim, f"Net::SSLeay {found.get('Net::SSLeay')}: {banner}")
 
 
@@ -73,5 +74,10 @@ class PerlScript(ScriptTransport):
             det.add_note(failure(out))
         if lacking := missing_modules(found):
             det.usable = False
-            det.add_note("the send script needs " + ", ".join(lacking))
+            det.add_note(
+                Text(
+                    gettext_noop("the send script needs %(modules)s"),
+                    {"modules": ", ".join(lacking)},
+                )
+            )
         _ssleay(det, found, run_fn)

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .catalogue import BY_KEY, KEYS
 from .detection import Detection
+from .texts import Text, gettext_noop
 from .tlsinfo import CachedRun, RunFn
 
 
@@ -30,7 +31,8 @@ def detect(key: str, executable: str | None = None, *, run_fn: RunFn | None = No
     try:
         det = BY_KEY[key].transport.detect(executable, run_fn=run_fn or CachedRun())
     except Exception as exc:  # a bug here must not take the whole probe page down
-        det = Detection(key=key, found=False, usable=False, note=f"detection failed: {exc!r}")
+        det = Detection(key=key, found=False, usable=False)
+        det.add_note(Text(gettext_noop("detection failed: %(error)s"), {"error": repr(exc)}))
     det.duration_s = round(time.monotonic() - start, 3)
     return det
 

@@ -13,6 +13,7 @@ import os
 from .detection import Detection, apply_tls, failure, same_file
 from .run import RunOutput, locate, run
 from .scripted import ScriptTransport
+from .texts import Text, gettext_noop
 from .tlsinfo import CachedRun, RunFn, TlsLink, resolve_tls_library
 from .versions import VersionInfo, parse_openssl_banner
 
@@ -59,7 +60,12 @@ def _ssl_module(det: Detection, info: dict[str, str], run_fn: RunFn) -> None:
     if not info.get("ssl"):
         det.usable = False
         det.without_tls()
-        det.add_note(f"this Python has no ssl module ({info.get('ssl_error', 'unknown')})")
+        det.add_note(
+            Text(
+                gettext_noop("this Python has no ssl module (%(error)s)"),
+                {"error": info.get("ssl_error", "unknown")},
+            )
+        )
         return
     banner = parse_openssl_banner(info["ssl"])
     claim = VersionInfo(det.version, *(banner or (None, None)))
@@ -90,7 +96,7 @@ class Python3Script(ScriptTransport):
         # A pyenv shim or a symlink: the interpreter that really runs is what it reports.
         det.path, det.version = info.get("executable") or exe, info.get("version")
         if not same_file(exe, det.path):
-            det.add_note(f"via {exe}")
+            det.add_note(Text(gettext_noop("via %(path)s"), {"path": exe}))
         _ssl_module(det, info, run_fn)
 
 
@@ -107,5 +113,5 @@ class PythonScript(Python3Script):
         python3 = locate(Python3Script.names()) if det.version else None
         other = interpreter_info(python3, run_fn)[0] if python3 else None
         if other and same_file(other.get("executable"), det.path):
-            det.add_note("same interpreter as python3 (python-is-python3)")
+            det.add_note(Text(gettext_noop("same interpreter as python3 (python-is-python3)")))
         return det

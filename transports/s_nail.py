@@ -100,9 +100,13 @@ class SNail(CommandTransport):
         det = super().detect(executable, run_fn=run_fn)
         parsed = tlsinfo.parse_version(det.version)
         if det.found and parsed and parsed[0] != cls.major:
-            return Detection(key=cls.key, found=False, note=f"installed s-nail is {det.version}")
+            other = Detection(key=cls.key, found=False)
+            other.add_note(
+                Text(gettext_noop("installed s-nail is %(version)s"), {"version": det.version})
+            )
+            return other
         if det.found and parsed is None:
-            det.add_note("s-nail version unknown: cannot tell 14.x from 15.x")
+            det.add_note(Text(gettext_noop("s-nail version unknown: cannot tell 14.x from 15.x")))
         return det
 
     def other_variant(self, exe: str) -> Text | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from .base import SENT, SendResult, Step, Target, tls_name
-from .classify import failed_at, failure, key_line
+from .classify import failed_at, failure, key_line, timed_out_run
 from .command import CommandTransport, Invocation
 from .detection import Detection, located
 from .run import RunOutput
@@ -74,6 +74,8 @@ class ScriptTransport(CommandTransport):
             result = SendResult(ok=True, step=Step.DONE, reason=SENT, exit_code=0)
         elif step is None or step is Step.DONE:
             result = failure(out, target)
+        elif step is Step.TIMEOUT:
+            result = timed_out_run(out, target, state.get("waited_for"), state.get("error") or "")
         else:
             detail = state.get("error") or key_line(out.stderr)
             result = failed_at(step, target, detail, exit_code=out.returncode)

@@ -167,12 +167,16 @@ def secret_forms(user: str, password: str) -> list[str]:
     return sorted((f for f in forms if len(f) >= 3), key=len, reverse=True)
 
 
-# The argument of an AUTH command on the same line, whatever the tool prints around it;
-# not the server's "250-AUTH LOGIN PLAIN" list of mechanisms, which is no secret.
-_MECHANISM = r"(?:PLAIN|LOGIN|XOAUTH2|CRAM-MD5)"
+# The argument of an AUTH command on the same line, whatever the tool prints around it:
+# a base64 blob, masked up to its end. A word shaped like a SASL mechanism name (RFC 4422:
+# capitals, digits, - and _) is the server's list ("250-AUTH LOGIN NTLM", or smtplib's
+# "Msg: b'...\\nAUTH LOGIN NTLM'"), which is no secret, whichever mechanisms it names.
 _AUTH_ARG = re.compile(
-    rf"(?<!250-)(?<!250 )(AUTH[ \t]+{_MECHANISM}[ \t]+)(?!{_MECHANISM}\b)\S+", re.IGNORECASE
+    r"((?i:AUTH[ \t]+[A-Z0-9_-]{1,20})[ \t]+)"
+    rf"(?!{re.escape(MASK)})(?![A-Z0-9_-]{{1,20}}(?![A-Za-z0-9+/=]))"
+    r"([A-Za-z0-9+/]+=*|\S+)"
 )
+
 # A client line answering a "334" challenge (AUTH LOGIN): "> dGVzdGVy" style.
 _AFTER_334 = re.compile(r"(334[^\n]*\n[^\n]*?(?:>|-->|C:|\bsend)\s*)([A-Za-z0-9+/=]{4,})")
 

@@ -117,14 +117,14 @@ def _postfix_params(postconf: str, run_fn: RunFn) -> tuple[dict[str, str], bool]
     return params, True
 
 
-def _postfix_status(postconf: str, run_fn: RunFn) -> str:
+def _postfix_status(postconf: str, run_fn: RunFn) -> Text:
     postfix = which("postfix") or os.path.join(os.path.dirname(postconf), "postfix")
     out = run_fn([postfix, "status"])
     if out.returncode == 0:
-        return "the postfix master is running"
+        return Text(gettext_noop("the postfix master is running"))
     if "superuser" in out.text:
-        return "postfix status needs root: not checked"
-    return "the postfix master is not running (postfix start)"
+        return Text(gettext_noop("postfix status needs root: not checked"))
+    return Text(gettext_noop("the postfix master is not running (postfix start)"))
 
 
 class PostfixSendmail(RelaySendmail):
@@ -152,7 +152,13 @@ class PostfixSendmail(RelaySendmail):
         if configured:
             det.add_note(_postfix_status(postconf, run_fn))
         else:
-            det.add_note("no main.cf: postfix is installed but not configured and not running")
+            det.add_note(
+                Text(
+                    gettext_noop(
+                        "no main.cf: postfix is installed but not configured and not running"
+                    )
+                )
+            )
         smtp = os.path.join(params.get("daemon_directory") or POSTFIX_DAEMONS, "smtp")
         apply_tls(det, resolve_tls_library(smtp, run_fn), VersionInfo())
         return det

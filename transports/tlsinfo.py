@@ -32,6 +32,7 @@ from .elf import (
     read_elf_dynamic,
 )
 from .run import RunOutput, run
+from .texts import Text, gettext_noop
 from .versions import parse_openssl_banner
 
 TIMEOUT = 5.0
@@ -173,7 +174,7 @@ class TlsLink:
     soname: str | None = None
     path: str | None = None  # the library file
     evidence: list[str] = field(default_factory=list)
-    note: str = ""
+    note: Text | None = None
 
 
 def file_kind(path: str) -> str:
@@ -241,22 +242,37 @@ def resolve_tls_library(
     name = os.path.basename(path)
     kind = file_kind(path)
     if kind == "missing":
-        return TlsLink("unknown", note=f"{path} cannot be read")
+        return TlsLink(
+            "unknown", note=Text(gettext_noop("%(path)s cannot be read"), {"path": path})
+        )
     if kind == "script":
         return TlsLink(
             "unknown",
-            note=f"{name} is a script ({_first_line(path)}): its TLS is that of its interpreter",
+            note=Text(
+                gettext_noop("%(name)s is a script (%(line)s): its TLS is that of its interpreter"),
+                {"name": name, "line": _first_line(path)},
+            ),
         )
     if kind != "elf":
-        return TlsLink("unknown", note=f"{name} is not an ELF binary")
+        return TlsLink(
+            "unknown", note=Text(gettext_noop("%(name)s is not an ELF binary"), {"name": name})
+        )
     dyn, how = elf_dynamic(path, run_fn)
     if dyn is None:
-        return TlsLink("unknown", note=f"{how} could not read {name}")
+        return TlsLink(
+            "unknown",
+            note=Text(gettext_noop("%(how)s could not read %(name)s"), {"how": how, "name": name}),
+        )
     if not dyn.needed:
         return TlsLink(
             "unknown",
             evidence=[f"{how} {name}: no shared libraries"],
-            note=f"{name} is statically linked: its TLS library cannot be seen from outside",
+            note=Text(
+                gettext_noop(
+                    "%(name)s is statically linked: its TLS library cannot be seen from outside"
+                ),
+                {"name": name},
+            ),
         )
     link = _link_of(path, dyn, how, run_fn)
     if with_version and link.path and link.library not in ("none", "unknown"):

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 
-from celery import Celery
+from celery import Celery, signals
+from celery.utils.log import get_multiprocessing_logger
+
+from .logtime import zone_handlers
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "xmailadmin.settings")
 
@@ -58,6 +62,16 @@ def _close_redis_channels_even_when_the_drain_fails() -> None:
 
 
 _close_redis_channels_even_when_the_drain_fails()
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _zoned_timestamps(logger: object = None, **kwargs: object) -> None:
+    """Celery's own handlers (the pool's, the tasks') write the time as Django's do."""
+    zone_handlers(logging.getLogger(), get_multiprocessing_logger(), logging.getLogger("celery"))
+    if isinstance(logger, logging.Logger):
+        zone_handlers(logger)
+
 
 app = Celery("xmailadmin")
 app.config_from_object("django.conf:settings", namespace="CELERY")

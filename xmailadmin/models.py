@@ -305,6 +305,8 @@ class Server(models.Model):
 
     class Meta:
         ordering = ["name"]
+        verbose_name = _("server")
+        verbose_name_plural = _("servers")
 
     def __str__(self) -> str:
         return self.name
@@ -351,6 +353,8 @@ class TransportSetting(OnServer):
 
     class Meta:
         ordering = ["position", "key"]
+        verbose_name = _("mail command setting")
+        verbose_name_plural = _("preferred order")
         constraints = [
             models.UniqueConstraint(fields=["server", "key"], name="one_setting_per_server_key")
         ]
@@ -422,6 +426,10 @@ class ProbeRun(Job):
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
     error = models.TextField(blank=True)
 
+    class Meta(Job.Meta):
+        verbose_name = _("probe")
+        verbose_name_plural = _("probes")
+
     @classmethod
     def latest_finished(cls) -> ProbeRun | None:
         return cls.objects.filter(state=State.PASSED).first()
@@ -439,12 +447,20 @@ class ProbeResult(models.Model):
     tls13 = models.CharField(max_length=16, default="unknown")
     evidence = models.JSONField(default=list, blank=True)
     ldd_ssl = models.TextField(blank=True)
-    note = models.TextField(blank=True)
+    note = models.TextField(blank=True)  # English; all an older row has
+    notes = models.JSONField(default=list, blank=True)  # Texts, said when shown
     usable = models.BooleanField(default=True)
     duration_s = models.FloatField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="one_result_per_key")]
+        verbose_name = _("probe result")
+        verbose_name_plural = _("probe results")
+
+    @property
+    def note_shown(self) -> str:
+        """The notes in the reader's language; an older row's English note as stored."""
+        return "; ".join(said(self.notes)) if self.notes else self.note
 
 
 class TestSend(Job):
@@ -476,6 +492,8 @@ class TestSend(Job):
     TOOL_WORDS = ("reason", "reason_text", "detail", "transcript", "warnings")
 
     class Meta(Job.Meta):
+        verbose_name = _("test mail")
+        verbose_name_plural = _("test mails")
         constraints = [
             # Two clicks never send two mails at once through the same command.
             models.UniqueConstraint(
@@ -601,7 +619,8 @@ class AuditEntry(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        verbose_name_plural = "audit entries"
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit log")
 
     def save(self, *args, **kwargs) -> None:
         if self.pk is not None:
@@ -674,6 +693,8 @@ class RelayJob(Job):
     TOOL_WORDS = ("status", "differences", "config", "config_error", "result", "error")
 
     class Meta(Job.Meta):
+        verbose_name = _("relay job")
+        verbose_name_plural = _("relay jobs")
         constraints = [
             # One job per relay at a time: a check must not read half-written files.
             models.UniqueConstraint(
@@ -731,6 +752,10 @@ class WorkerHeartbeat(OnServer):
     pid = models.IntegerField(default=0)
     started_at = models.DateTimeField(default=timezone.now)
     seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("worker heartbeat")
+        verbose_name_plural = _("worker heartbeats")
 
     @staticmethod
     def fresh_since() -> timezone.datetime:

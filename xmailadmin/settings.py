@@ -208,7 +208,13 @@ STORAGES = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "plain": {
+            # Local time in TIME_ZONE with its offset, as gunicorn's and Celery's lines.
+            "()": "xmailadmin.logtime.ZonedFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": envstr("XMAILADMIN_LOG_LEVEL", "INFO")},
 }
@@ -217,7 +223,9 @@ LOGGING = {
 # Redis when REDIS_URL is set; otherwise kombu's filesystem transport in var/,
 # which needs no server (web, worker and beat share the folders).
 REDIS_URL = envstr("REDIS_URL")
-CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+# The filesystem transport ignores the host, but kombu warns at every connection ("No
+# hostname was supplied") when the URL names none.
+CELERY_BROKER_URL = REDIS_URL or "filesystem://localhost/"
 if not REDIS_URL:
     _celery_dir = VAR_DIR / "celery"
     for _sub in ("queue", "processed", "control"):

@@ -22,7 +22,6 @@ from transports.elf import (
 from transports.run import RunOutput, run
 from transports.tlsinfo import (
     CachedRun,
-    TlsLink,
     library_versions,
     resolve_tls_library,
     tls_family,
@@ -70,7 +69,7 @@ def test_docstring_examples():
     assert sum(r.failed for r in results) == 0
 
 
-# --- verdict: the README's TLS library table ---------------------------------------------------------
+# --- verdict: the README's TLS library table -------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -331,7 +330,7 @@ def test_shell_script_is_unknown(tmp_path):
     script.chmod(0o755)
     link = resolve_tls_library(str(script))
     assert link.library == "unknown"
-    assert "script (#!/bin/sh)" in link.note
+    assert "script (#!/bin/sh)" in str(link.note)
     assert verdict(link.library, link.version) == ("unknown", "unknown")
     assert vendor_ldd_line(str(script)) == ""
 
@@ -343,7 +342,7 @@ def test_static_pie_is_unknown():
         pytest.skip("no statically linked /sbin/ldconfig here")
     link = resolve_tls_library(ldconfig)
     assert link.library == "unknown"
-    assert "statically linked" in link.note
+    assert "statically linked" in str(link.note)
 
 
 def minimal_elf() -> bytes:
@@ -360,7 +359,7 @@ def test_static_binary_without_dynamic_section_is_unknown(tmp_path):
     assert read_elf_dynamic(str(binary)).has_dynamic is False
     link = resolve_tls_library(str(binary))
     assert link.library == "unknown"
-    assert "statically linked" in link.note
+    assert "statically linked" in str(link.note)
 
 
 @pytest.mark.parametrize("content", [b"", b"plain text", b"\x7fELF\x09garbage"])
@@ -373,7 +372,7 @@ def test_odd_files_never_crash(tmp_path, content):
 
 def test_missing_file_is_unknown(tmp_path):
     link = resolve_tls_library(str(tmp_path / "nothing"))
-    assert link == TlsLink("unknown", note=f"{tmp_path / 'nothing'} cannot be read")
+    assert link.library == "unknown" and str(link.note) == f"{tmp_path / 'nothing'} cannot be read"
 
 
 # --- readelf fallback -------------------------------------------------------------------

@@ -192,6 +192,19 @@ def discard_note(out: RunOutput, ids: Sequence[str]) -> str:
     return f"xmailadmin: removing {', '.join(ids)} from the queue failed: {said}"
 
 
+def queue_note(tracking: Tracking, mta: str) -> str:
+    """The transcript when the relay's log gave no line of the message (no readable mail
+    log): what its queue showed instead, so the page has more than "(no transcript)"."""
+    if tracking.queue_id is None:
+        return f"xmailadmin: {mta}: no log line and no queue entry of {tracking.message_id}"
+    seen = f"{tracking.state.value}" + (f" in {tracking.queue_name}" if tracking.queue_name else "")
+    why = f": {tracking.reason}" if tracking.reason else ""
+    return (
+        f"xmailadmin: {mta}: no log line of {tracking.message_id} could be read; in the "
+        f"queue as {tracking.queue_id}, last seen {seen}{why}"
+    )
+
+
 # --- from a tracking to a result --------------------------------------------------------
 
 
@@ -468,6 +481,8 @@ class Queue:
         else:
             result = result_of(tracking, target, self.mta, time.monotonic() - start)
             result.exit_code = out.returncode
+        if not tracking.lines:
+            tracking.lines.append(queue_note(tracking, self.mta))
         if not result.ok and self.discard_failed and tracking.ids:
             tracking.lines.append(follower.discard(tracking))
         return result

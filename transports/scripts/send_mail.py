@@ -104,6 +104,8 @@ class Client(smtplib.SMTP):
         if self._check_ip:
             context.check_hostname = False
         self.stage = "connect"  # the SMTP step under way, for the error report
+        # What a timeout waited for: the stage, or finer (greeting, handshake, message).
+        self.waiting = "connect"
         smtplib.SMTP.__init__(self, local_hostname=helo, timeout=timeout)
 
     def _wrap(self, sock):
@@ -115,12 +117,16 @@ class Client(smtplib.SMTP):
 
     def _get_socket(self, host, port, timeout):
         sock = socket.create_connection((host, port), timeout)
+        self.waiting = "greeting"
         if not self._implicit:
             return sock
-        self.stage = "tls"
+        self.stage, self.waiting = "tls", "handshake"
         sock = self._wrap(sock)
-        self.stage = "connect"  # the greeting, read next, belongs to connecting
+        self.stage, self.waiting = "connect", "greeting"  # the greeting belongs to connecting
         return sock
+
+    def at(self, stage):
+        self.stage = self.waiting = stage
 
     def getreply(self):
         if self.file is None:
@@ -128,16 +134,21 @@ class Client(smtplib.SMTP):
         if not isinstance(self.file, LimitedReplies):
             self.file = LimitedReplies(self.file)
         self.file.used = 0  # each reply has the whole limit
-        return smtplib.SMTP.getreply(self)
+        code, reply = smtplib.SMTP.getreply(self)
+        if self.waiting == "data" and code == 354:
+            self.waiting = "message"  # the reply to the message's end comes next
+        return code, reply
 
     def starttls_verified(self):
         self.ehlo_or_helo_if_needed()
         if not self.has_extn("starttls"):
             self.stage = "ehlo"  # what the EHLO reply says, not a failed handshake
             raise smtplib.SMTPException("the server does not offer STARTTLS")
+        self.waiting = "starttls"
         code, reply = self.docmd("STARTTLS")
         if code != 220:
             raise smtplib.SMTPResponseException(code, reply)
+        self.waiting = "handshake"
         self.sock = self._wrap(self.sock)
         # RFC 3207: forget what the server said before TLS.
         self.helo_resp = self.ehlo_resp = None
@@ -202,23 +213,23 @@ def send(args, password, message):
     tls = None
     try:
         client.connect(args.host, args.port)
-        client.stage = "ehlo"
+        client.at("ehlo")
         client.ehlo()
         if args.mode == "starttls":
-            client.stage = "tls"
+            client.at("tls")
             client.starttls_verified()
-            client.stage = "ehlo"
+            client.at("ehlo")
             client.ehlo()
         tls = tls_version(client)
-        client.stage = "auth"
+        client.at("auth")
         login(client, args.user, password)
-        client.stage = "mail_from"
+        client.at("mail_from")
         client.mail(args.sender)
-        client.stage = "rcpt_to"
+        client.at("rcpt_to")
         code, reply = client.rcpt(args.recipient)
         if code not in (250, 251):
             raise smtplib.SMTPRecipientsRefused({args.recipient: (code, reply)})
-        client.stage = "data"
+        client.at("data")
         code, reply = client.data(message)
         if code != 250:
             raise smtplib.SMTPDataError(code, reply)
@@ -229,13 +240,18 @@ def send(args, password, message):
             pass  # the message is accepted; a rude goodbye does not undo that
         return {"step": "done", "tls_version": tls}, None
     except socket.timeout as exc:
-        return {"step": "timeout", "failed_at": client.stage, "tls_version": tls}, exc
+        return timed_out(client, tls), exc
     except (ssl.SSLError, getattr(ssl, "CertificateError", ssl.SSLError)) as exc:
         return {"step": "tls", "tls_version": tls}, exc
     except Exception as exc:  # every other failure belongs to the step it happened in
         if "timed out" in str(exc):  # smtplib turns a read timeout into "disconnected"
-            return {"step": "timeout", "failed_at": client.stage, "tls_version": tls}, exc
+            return timed_out(client, tls), exc
         return {"step": client.stage, "tls_version": tls}, exc
+
+
+def timed_out(client, tls):
+    return {"step": "timeout", "failed_at": client.stage, "waited_for": client.waiting,
+            "tls_version": tls}
 
 
 def described(exc):
