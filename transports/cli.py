@@ -98,6 +98,8 @@ def summary(result: SendResult) -> str:
     lines = [f"{result.command}: {verdict} in {result.duration_s:.2f} s: {result.reason}"]
     if result.tls_version:
         lines.append(f"TLS: {result.tls_version}")
+    elif result.ok:
+        lines.append("TLS: not reported by the tool")
     lines += [f"warning: {w}" for w in result.warnings]
     return "\n".join(lines)
 

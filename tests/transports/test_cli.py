@@ -9,7 +9,10 @@ import sys
 from mailcommands import RECIPIENT, SENDER
 from smtp_server import TEST_ID_HEADER
 
+from transports.base import SendResult, Step
 from transports.catalogue import KEYS
+from transports.cli import summary
+from transports.texts import Text
 
 
 def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -118,3 +121,15 @@ def test_detect_mode_exits_1_when_no_mode_was_seen(refused_port):
 
     assert result.returncode == 1
     assert result.stdout.startswith("unknown: no connection to 127.0.0.1")
+
+
+def test_a_pass_whose_tool_named_no_tls_version_says_so_instead_of_guessing():
+    unnamed = summary(SendResult(ok=True, step=Step.DONE, reason=Text("sent"), command="x"))
+    named = summary(
+        SendResult(ok=True, step=Step.DONE, reason=Text("sent"), command="x", tls_version="TLSv1.3")
+    )
+    failed = summary(SendResult(ok=False, step=Step.CONNECT, reason=Text("no"), command="x"))
+
+    assert "TLS: not reported by the tool" in unnamed
+    assert "TLS: TLSv1.3" in named and "not reported" not in named
+    assert "TLS:" not in failed
