@@ -1,0 +1,178 @@
+"""xmail-sendmail as applications call it: sendmail's flags and exit codes, the message
+kept byte for byte in the outbox, durable before it says 0, and usable by any local user
+who may drop a message but not read anyone's."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from outbox.spool import prepare, read
+
+REPO = Path(__file__).resolve().parents[2]
+ENTRY = REPO / "bin" / "xmail-sendmail"
+MESSAGE = (
+    "From: Anwendung <app@example.org>\n"
+    "To: Empfänger <rcpt@example.net>\n"
+    "Cc: cc@example.net\n"
+    "Bcc: hidden@example.net\n"
+    "Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\n"
+    "X-Long: first part\n"
+    "\tcontinued\n"
+    "\n"
+    "Grüße, 8-bit body\n"
+    "..a dot-stuffed looking line\n"
+).encode()
+
+
+@pytest.fixture
+def outbox(tmp_path) -> Path:
+    root = tmp_path / "outbox"
+    prepare(root)
+    return root
+
+
+def send(
+    outbox: Path, *args: str, stdin: bytes = MESSAGE, user: str | None = None, entry=ENTRY
+):
+    env = {**os.environ, "XMAILADMIN_OUTBOX": str(outbox)}
+    argv = [sys.executable, str(entry), *args]
+    if user:  # another user runs the system's python3 on an installed copy
+        argv = ["runuser", "-u", user, "--", "/usr/bin/python3", str(entry), *args]
+    return subprocess.run(argv, input=stdin, capture_output=True, env=env, timeout=30)
+
+
+def installed_copy(folder: Path) -> Path:
+    """bin/ and outbox/ where every user may read them, as an install puts them."""
+    for name in ("bin", "outbox"):
+        shutil.copytree(REPO / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [folder, *folder.rglob("*")]:
+        os.chmod(path, 0o755)
+    return folder / "bin" / "xmail-sendmail"
+
+
+def only_message(outbox: Path):
+    (path,) = list((outbox / "new").iterdir())
+    assert list((outbox / "tmp").iterdir()) == []  # nothing half-written left
+    return read(path)
+
+
+def test_t_takes_recipients_from_the_headers_and_removes_bcc(outbox):
+    result = send(outbox, "-t", "-i", "-f", "bounces@example.org")
+
+    assert result.returncode == 0, result.stderr
+    envelope, kept = only_message(outbox)
+    assert envelope.sender == "bounces@example.org"
+    assert envelope.recipients == ["rcpt@example.net", "cc@example.net", "hidden@example.net"]
+    assert b"Bcc:" not in kept and b"hidden@example.net" not in kept
+    head, _, body = kept.partition(b"\n\n")
+    assert body == "Grüße, 8-bit body\n..a dot-stuffed looking line\n".encode()
+    assert b"X-Long: first part\n\tcontinued" in head
+    assert b"Date: " in head and b"Message-ID: <" in head  # added when missing
+
+
+def test_a_message_with_date_and_message_id_is_kept_byte_for_byte(outbox):
+    message = (
+        b"From: a@example.org\r\nTo: b@example.net\r\nDate: Tue, 1 Dec 2026 10:00:00 +0100\r\n"
+        b"Message-ID: <x@example.org>\r\nSubject: \xc3\xa4 raw utf-8\r\n\r\nbody\r\n"
+    )
+    result = send(outbox, "-oi", "--", "b@example.net", stdin=message)
+
+    assert result.returncode == 0, result.stderr
+    envelope, kept = only_message(outbox)
+    assert kept == message
+    assert envelope.recipients == ["b@example.net"]
+
+
+def test_without_i_a_line_of_one_dot_ends_the_message(outbox):
+    message = b"To: b@example.net\n\nbefore\n.\nafter\n"
+    assert send(outbox, "b@example.net", stdin=message).returncode == 0
+
+    assert only_message(outbox)[1].endswith(b"\n\nbefore\n")
+
+
+@pytest.mark.parametrize("flag", ["-odi", "-odb", "-oem", "-oee", "-v"])
+def test_flags_every_sendmail_accepts_are_ignored(outbox, flag):
+    assert send(outbox, flag, "-t").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "code", "words"),
+    [
+        (["-X", "-t"], MESSAGE, 64, "unknown option -X"),
+        (["-f"], MESSAGE, 64, "-f needs a value"),
+        ([], b"To: b@example.net\n\nno recipient named\n", 65, "no recipient"),
+        (["b@example.net"], b"To b@example.net\n\nbody\n", 65, "header line without a colon"),
+        (["not-an-address"], MESSAGE, 65, "not an address"),
+    ],
+)
+def test_bad_flags_and_bad_messages_get_their_exit_code_and_nothing_is_kept(
+    outbox, args, stdin, code, words
+):
+    result = send(outbox, *args, stdin=stdin)
+
+    assert result.returncode == code
+    assert words in result.stderr.decode()
+    assert list((outbox / "new").iterdir()) == []
+
+
+def test_an_outbox_that_cannot_be_written_accepts_nothing(tmp_path):
+    result = send(tmp_path / "missing", "-t")
+
+    assert result.returncode == 73
+    assert "nothing was accepted" in result.stderr.decode()
+
+
+def test_a_message_over_the_size_limit_is_refused(outbox, monkeypatch):
+    monkeypatch.setenv("XMAILADMIN_MAX_MESSAGE_BYTES", "1000")
+    result = send(outbox, "-t", stdin=MESSAGE + b"x" * 2000)
+
+    assert result.returncode == 65 and "larger than 1000 bytes" in result.stderr.decode()
+
+
+@pytest.fixture
+def shared_folder():
+    """A folder every user may enter (pytest's own tmp folders are 0700)."""
+    folder = Path(tempfile.mkdtemp(prefix="xmail-sendmail-"))
+    os.chmod(folder, 0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_any_local_user_can_drop_a_message_but_read_none(shared_folder):
+    if os.geteuid() != 0 or not shutil.which("runuser"):
+        pytest.skip("needs root and runuser to act as another user (CI runs as root)")
+    outbox = shared_folder / "outbox"
+    prepare(outbox)
+    entry = installed_copy(shared_folder / "app")
+    assert send(outbox, "-t", user="root", entry=entry).returncode == 0  # someone else's
+    result = send(outbox, "-t", user="nobody", entry=entry)
+    assert result.returncode == 0, result.stderr
+
+    nobody = pwd.getpwnam("nobody").pw_uid
+    files = list((outbox / "new").iterdir())
+    theirs = [f for f in files if f.stat().st_uid == nobody]
+    assert len(files) == 2 and len(theirs) == 1
+    assert all(f.stat().st_mode & 0o077 == 0 for f in files)
+    peek = subprocess.run(
+        ["runuser", "-u", "nobody", "--", "ls", str(outbox / "new")], capture_output=True
+    )
+    assert peek.returncode != 0  # the folder cannot be listed by a dropping user
+    assert read(theirs[0])[0].submitted_by == "nobody"
+
+
+def test_the_entry_point_imports_neither_django_nor_transports():
+    probe = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r}); import outbox.submit; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'transports')))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+
+    assert out.stdout.strip() == "[]"
