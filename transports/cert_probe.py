@@ -13,6 +13,7 @@ import socket
 import ssl
 
 from .base import Target
+from .mode_probe import EHLO_NAME, read_reply
 
 PROBE_TIMEOUT = 10.0
 
@@ -42,7 +43,7 @@ def _starttls(sock: socket.socket) -> bool:
     with sock.makefile("rb") as reader:
         if _code(reader) != 220:
             return False
-        sock.sendall(b"EHLO xmailadmin.invalid\r\n")
+        sock.sendall(f"EHLO {EHLO_NAME}\r\n".encode())
         if _code(reader) != 250:
             return False
         sock.sendall(b"STARTTLS\r\n")
@@ -50,11 +51,6 @@ def _starttls(sock: socket.socket) -> bool:
 
 
 def _code(reader) -> int | None:
-    """The code of one SMTP reply, all its lines read (at most 100 of them)."""
-    for _ in range(100):
-        line = reader.readline(1024)
-        if len(line) < 4 or not line[:3].isdigit():
-            return None
-        if line[3:4] != b"-":
-            return int(line[:3])
-    return None
+    """The code of one SMTP reply, all its lines read."""
+    reply = read_reply(reader)
+    return int(reply[-1][:3]) if reply else None

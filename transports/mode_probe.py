@@ -119,28 +119,28 @@ def _clear(sock: socket.socket, first: bytes, where: dict[str, object]) -> ModeF
 def _offers_starttls(sock: socket.socket) -> bool | None:
     try:
         sock.sendall(f"EHLO {EHLO_NAME}\r\n".encode())
-        reply = _read_reply(sock)
+        with sock.makefile("rb") as reader:
+            reply = read_reply(reader)
         sock.sendall(b"QUIT\r\n")
     except OSError:
         return None
-    if not reply or not reply[0].startswith("250"):
+    if not reply or not reply[0].startswith(b"250"):
         return None
-    return any(line[4:].strip().upper().startswith("STARTTLS") for line in reply)
+    return any(line[4:].strip().upper().startswith(b"STARTTLS") for line in reply)
 
 
-def _read_reply(sock: socket.socket) -> list[str]:
-    """One SMTP reply, every line of it (``250-…`` continues, ``250 …`` ends)."""
-    data = b""
-    while len(data) < 65536:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-        lines = data.decode("utf-8", "replace").split("\r\n")
-        done = [line for line in lines[:-1] if len(line) < 4 or line[3] != "-"]
-        if done:
-            return lines[: lines.index(done[0]) + 1]
-    return data.decode("utf-8", "replace").split("\r\n")
+def read_reply(reader) -> list[bytes]:
+    """One SMTP reply from a socket's file, every line of it (``250-`` continues,
+    ``250 `` ends), at most 100 lines; [] when what came is no SMTP reply."""
+    lines = []
+    for _ in range(100):
+        line = reader.readline(1024)
+        if len(line) < 4 or not line[:3].isdigit():
+            return []
+        lines.append(line.rstrip(b"\r\n"))
+        if line[3:4] != b"-":
+            return lines
+    return []
 
 
 def _try_tls(

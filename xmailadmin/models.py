@@ -447,7 +447,7 @@ class ProbeResult(models.Model):
     tls13 = models.CharField(max_length=16, default="unknown")
     evidence = models.JSONField(default=list, blank=True)
     ldd_ssl = models.TextField(blank=True)
-    note = models.TextField(blank=True)  # English; all an older row has
+    note = models.TextField(blank=True)  # English: only rows older than ``notes`` have it
     notes = models.JSONField(default=list, blank=True)  # Texts, said when shown
     usable = models.BooleanField(default=True)
     duration_s = models.FloatField(default=0)

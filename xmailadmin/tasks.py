@@ -130,7 +130,6 @@ def _probe(run: ProbeRun) -> None:
                     tls13=d.tls13,
                     evidence=[_text(e) for e in d.evidence],
                     ldd_ssl=_text(d.ldd_ssl),
-                    note=_text(d.note),
                     notes=[note.map(_text).to_dict() for note in d.notes],
                     usable=d.usable,
                     duration_s=d.duration_s,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from mailcommands import make_target
-from smtp_server import TEST_ID_HEADER, SmtpTestServer, header_is
+from smtp_server import TEST_ID_HEADER, header_is
 
 from transports.base import Mode, Step
 from transports.message import build_test_message
@@ -22,21 +22,13 @@ def sample(command, test_id: str = "0") -> bytes:
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def address_login(pki, tmp_path_factory):
-    """A server whose login is an e-mail address, as most providers' are."""
-    folder = tmp_path_factory.mktemp("address-login")
-    with SmtpTestServer(pki, folder, user="tester@example.org") as server:
-        yield server
-
-
 @pytest.mark.parametrize("mode", [Mode.STARTTLS, Mode.SMTPS], ids=lambda m: m.value)
-def test_a_login_that_is_an_address_works(command, mode, address_login, mail_test_id):
-    address_login.clear()
+def test_a_login_that_is_an_address_works(command, mode, smtp, mail_test_id):
+    # The suite's server logs in with an address, as most providers' do.
     message = sample(command, mail_test_id)
-    result = command.transport().send(make_target(address_login, mode), message)
+    result = command.transport().send(make_target(smtp, mode), message)
     assert result.ok, result.transcript
-    got = address_login.wait_for(header_is(TEST_ID_HEADER, mail_test_id))
+    got = smtp.wait_for(header_is(TEST_ID_HEADER, mail_test_id))
     assert got.auth_user == "tester@example.org"
 
 
