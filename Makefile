@@ -27,3 +27,4 @@ probe: venv
 bench: venv
 	$(BIN)/python bench/probe_bench.py
 	$(BIN)/python bench/send_bench.py
+	$(BIN)/python bench/outbox_bench.py

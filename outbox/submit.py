@@ -1,32 +1,43 @@
 """``xmail-sendmail``: sendmail's calling convention, into the outbox.
 
-    xmail-sendmail [-t] [-i|-oi] [-f SENDER] [-F NAME] [--] [RECIPIENT ...] < message
+    xmail-sendmail [-t] [-i|-oi] [-f SENDER] [-F NAME] [--wait S] [--] [RECIPIENT ...] < message
 
 Accepted and ignored, as every sendmail accepts them: -odi, -odb, -oem, -oee, -v.
-Anything else is a usage error. Exit codes follow sysexits.h: 0 the message is safely
-in the outbox, 64 usage, 65 a bad message (no recipient, a header line without a
-colon, over the size limit), 73 the outbox cannot be written (nothing was accepted:
+``--wait S`` (or ``--wait=S``) waits up to S seconds for the first delivery attempt
+and says on stderr what became of the message: delivered, waiting for a retry (with
+the reason and the next try), refused by the server (the sender gets a notice), or
+not tried yet. Anything else is a usage error. Exit codes follow sysexits.h: 0 the
+message is accepted (delivered, or safely in the outbox for retry; with ``--wait``
+stderr says which), 64 usage, 65 a bad message (no recipient, a header line without
+a colon, over the size limit), 73 the outbox cannot be written (nothing was accepted:
 the caller must keep the message).
 """
 
 from __future__ import annotations
 
+# Every application's send starts this program: only built-in modules and those the
+# interpreter has loaded already at start (bench/outbox_bench.py measures it). email,
+# json, re, datetime and pathlib are imported where the rare case needs them.
+import math
 import os
 import pwd
-import re
-import socket
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from email.utils import format_datetime, getaddresses, localtime, make_msgid
 
-from .spool import Envelope, outbox_dir, submit
+from .spool import Envelope, outbox_dir, status_path, submit
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_CANTCREAT = 0, 64, 65, 73
 IGNORED = {"-odi", "-odb", "-oem", "-oee", "-v"}
 MAX_BYTES = int(os.environ.get("XMAILADMIN_MAX_MESSAGE_BYTES") or 25 * 1024 * 1024)
-_ADDRESS = re.compile(r"^[^\s@<>]+@[^\s@<>]+$")
+POLL_S = 0.05
+# In an address list, these need RFC 5322's full parser (quoted names, comments, groups,
+# domain literals); without them a list is "addr, Name <addr>, ..." and split by hand.
+_NEEDS_PARSER = set('"()\\;:[]')
+_NOT_IN_ADDRESS = set(" <>")
 
 
 class Refused(Exception):
@@ -35,13 +46,22 @@ class Refused(Exception):
         self.code = code
 
 
-@dataclass
 class Options:
-    recipients: list[str] = field(default_factory=list)
-    from_headers: bool = False  # -t
-    dot_ends: bool = True  # a line of "." ends the message unless -i / -oi
-    sender: str | None = None
-    full_name: str | None = None
+    def __init__(
+        self,
+        recipients: list[str] | None = None,
+        from_headers: bool = False,  # -t
+        dot_ends: bool = True,  # a line of "." ends the message unless -i / -oi
+        sender: str | None = None,
+        full_name: str | None = None,
+        wait_s: float | None = None,  # --wait: seconds to wait for the first attempt
+    ) -> None:
+        self.recipients = list(recipients or [])
+        self.from_headers = from_headers
+        self.dot_ends = dot_ends
+        self.sender = sender
+        self.full_name = full_name
+        self.wait_s = wait_s
 
 
 def parse(argv: Sequence[str]) -> Options:
@@ -51,25 +71,47 @@ def parse(argv: Sequence[str]) -> Options:
         if arg == "--":
             opts.recipients += args
             break
-        if arg in IGNORED:
-            continue
-        if arg == "-t":
+        if arg in IGNORED or arg.startswith("-B"):
+            # -B 7BIT / -B8BITMIME (cron sends it): the body type, which SMTP needs not know.
+            if arg == "-B" and args:
+                args.pop(0)
+        elif arg == "-t":
             opts.from_headers = True
         elif arg in ("-i", "-oi"):
             opts.dot_ends = False
-        elif arg in ("-f", "-F") or (arg[:2] in ("-f", "-F") and len(arg) > 2):
-            value = arg[2:] or (args.pop(0) if args else None)
-            if value is None:
-                raise Refused(EX_USAGE, f"{arg} needs a value")
-            if arg.startswith("-f"):
-                opts.sender = value
-            else:
-                opts.full_name = value
         elif arg.startswith("-"):
-            raise Refused(EX_USAGE, f"unknown option {arg}")
+            _valued(opts, arg, args)
         else:
             opts.recipients.append(arg)
     return opts
+
+
+def _valued(opts: Options, arg: str, args: list[str]) -> None:
+    """-f SENDER, -F NAME (each also glued: -fSENDER), --wait S / --wait=S."""
+    if arg[:2] == "-f":
+        opts.sender = arg[2:] or _next_value(arg, args)
+    elif arg[:2] == "-F":
+        opts.full_name = arg[2:] or _next_value(arg, args)
+    elif arg == "--wait" or arg.startswith("--wait="):
+        opts.wait_s = seconds(arg[len("--wait=") :] if "=" in arg else _next_value(arg, args))
+    else:
+        raise Refused(EX_USAGE, f"unknown option {arg}")
+
+
+def _next_value(arg: str, args: list[str]) -> str:
+    if not args:
+        raise Refused(EX_USAGE, f"{arg} needs a value")
+    return args.pop(0)
+
+
+def seconds(value: str | None) -> float:
+    try:
+        wait = float(value or "")
+    except ValueError:
+        wait = -1.0
+    if not math.isfinite(wait) or wait < 0:
+        raise Refused(EX_USAGE, f"--wait needs a number of seconds (0 or more), not {value!r}")
+    return wait
 
 
 def read_message(stream, dot_ends: bool) -> bytes:
@@ -78,9 +120,20 @@ def read_message(stream, dot_ends: bool) -> bytes:
         raise Refused(EX_DATAERR, f"the message is larger than {MAX_BYTES} bytes")
     if dot_ends:
         # sendmail without -i ends the message at a line holding only a dot.
-        for match in re.finditer(rb"^\.\r?$", data, re.MULTILINE):
-            return data[: match.start()]
+        return data[: dot_line(data)]
     return data
+
+
+def dot_line(data: bytes) -> int | None:
+    """Where the first line that is only "." (LF or CRLF) starts; None without one."""
+    start = 0
+    while (found := data.find(b".", start)) != -1:
+        at_line_start = found == 0 or data[found - 1 : found] == b"\n"
+        rest = data[found + 1 : found + 3]
+        if at_line_start and (rest[:1] in (b"\n", b"") or rest == b"\r\n" or rest == b"\r"):
+            return found
+        start = found + 1
+    return None
 
 
 def split_header(message: bytes) -> tuple[list[bytes], bytes, bytes]:
@@ -115,27 +168,61 @@ def prepared(message: bytes, opts: Options, user: str) -> tuple[Envelope, bytes]
     recipients = list(opts.recipients)
     if opts.from_headers:
         fields = [_value(line) for line in lines if _name(line) in ("to", "cc", "bcc")]
-        recipients += [addr for _, addr in getaddresses(fields) if addr]
+        recipients += header_addresses(fields)
         lines = [line for line in lines if _name(line) != "bcc"]
     recipients = list(dict.fromkeys(recipients))
     if not recipients:
         raise Refused(EX_DATAERR, "no recipient: name one, or use -t with To/Cc/Bcc")
-    if bad := [r for r in recipients if not _ADDRESS.match(r)]:
+    if bad := [r for r in recipients if not is_address(r)]:
         raise Refused(EX_DATAERR, f"not an address: {', '.join(bad)}")
     names = {_name(line) for line in lines}
-    # gethostname, not getfqdn: a DNS lookup could hang an application's send.
-    sender = opts.sender or f"{user}@{socket.gethostname()}"
+    # The host name, not getfqdn: a DNS lookup could hang an application's send.
+    sender = opts.sender or f"{user}@{os.uname().nodename}"
     added = []
     if "from" not in names:
         shown = f"{opts.full_name} <{sender}>" if opts.full_name else sender
         added.append(f"From: {shown}".encode())
     if "date" not in names:
-        added.append(f"Date: {format_datetime(localtime())}".encode())
+        added.append(f"Date: {rfc5322_now()}".encode())
     if "message-id" not in names:
-        added.append(f"Message-ID: {make_msgid(domain=sender.rpartition('@')[2])}".encode())
+        added.append(f"Message-ID: {new_message_id(sender.rpartition('@')[2])}".encode())
     head = newline.join(lines + added)
     kept = head + newline + newline + body
     return Envelope(sender=sender, recipients=recipients, submitted_by=user), kept
+
+
+def header_addresses(fields: list[str]) -> list[str]:
+    """The addresses in To/Cc/Bcc values, as ``email.utils.getaddresses`` finds them."""
+    if any(_NEEDS_PARSER.intersection(value) for value in fields):
+        from email.utils import getaddresses
+
+        return [addr for _, addr in getaddresses(fields) if addr]
+    found = []
+    for value in fields:
+        for part in value.split(","):
+            part = " ".join(part.split())  # unfolds continuation lines
+            if "<" in part:
+                part = part[part.rindex("<") + 1 :].partition(">")[0]
+            if part.strip():
+                found.append(part.strip())
+    return found
+
+
+def is_address(text: str) -> bool:
+    """local@domain: one @, neither side empty, no space, angle bracket or control."""
+    local, at, domain = text.partition("@")
+    plain = text.isprintable() and not _NOT_IN_ADDRESS.intersection(text)
+    return bool(plain and local and at and domain and "@" not in domain)
+
+
+def rfc5322_now() -> str:
+    # %a and %b are English: the program never calls setlocale for LC_TIME.
+    return time.strftime("%a, %d %b %Y %H:%M:%S %z", time.localtime())
+
+
+def new_message_id(domain: str) -> str:
+    """Unique as email.utils.make_msgid's: time, process and random bits."""
+    return f"<{time.time_ns()}.{os.getpid()}.{os.urandom(5).hex()}@{domain}>"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,4 +246,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EX_CANTCREAT
     if os.environ.get("XMAILADMIN_SENDMAIL_VERBOSE"):
         print(f"xmail-sendmail: in the outbox as {message_id} at {time.ctime()}", file=sys.stderr)
+    if opts.wait_s is not None:
+        print(f"xmail-sendmail: {outcome(root, message_id, opts.wait_s)}", file=sys.stderr)
+    # Whatever the first attempt did, the message is accepted: the outbox has it.
     return EX_OK
+
+
+def first_status(root: str, message_id: str, wait_s: float) -> dict | None:
+    """The status the delivery writes after its first round, or None within ``wait_s``."""
+    import json
+
+    path = status_path(root, message_id)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with open(path, encoding="utf-8") as file:
+                return json.loads(file.read())
+        except (OSError, ValueError):  # not written yet
+            pass
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        time.sleep(min(POLL_S, left))
+
+
+def outcome(root: str, message_id: str, wait_s: float) -> str:
+    status = first_status(root, message_id, wait_s)
+    if status is None:
+        return f"in the outbox; no delivery attempt within {wait_s:g} s (is the worker running?)"
+    state, reason = status.get("state"), status.get("reason") or "no reason given"
+    if state == "delivered":
+        command = status.get("command")
+        return f"delivered through {command}" if command else "delivered"
+    if state == "bounced":
+        return f"the server refused it: {reason}; the sender gets a notice"
+    if state == "waiting":
+        return (
+            f"in the outbox, not yet delivered: {reason}; next try {when(status.get('next_try'))}"
+        )
+    return f"in the outbox ({state}): {reason}"
+
+
+def when(iso: str | None) -> str:
+    """The next try in the submitter's local time."""
+    from datetime import datetime
+
+    try:
+        at = datetime.fromisoformat(iso or "").astimezone()
+    except ValueError:
+        return "soon"
+    return f"at {at:%Y-%m-%d %H:%M:%S %Z}".rstrip()

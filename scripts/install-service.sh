@@ -65,6 +65,9 @@ path_ok "$env_file" || die "--env-file: an absolute path without spaces or speci
 unit_dir=${SYSTEMD_UNIT_DIR:-$DEFAULT_UNIT_DIR}
 var_dir=$dir/var
 home=/var/lib/$user
+sbin_dir=${XMAILADMIN_SBIN_DIR:-/usr/local/sbin} # a test's own folder, as SYSTEMD_UNIT_DIR
+path_ok "$sbin_dir" || die "XMAILADMIN_SBIN_DIR: an absolute path without special characters"
+outbox_dir=/var/spool/xmailadmin/outbox # XMAILADMIN_OUTBOX, once the settings are read
 
 # --- the units -----------------------------------------------------------------
 
@@ -78,7 +81,7 @@ getent passwd "$user" >/dev/null && group=$(id -gn "$user")
 
 render() { # template -> stdout
     sed -e "s|@DIR@|$dir|g" -e "s|@USER@|$user|g" -e "s|@GROUP@|$group|g" \
-        -e "s|@ENV_FILE@|$env_file|g" "$SRC/deploy/systemd/$1"
+        -e "s|@ENV_FILE@|$env_file|g" -e "s|@OUTBOX@|$outbox_dir|g" "$SRC/deploy/systemd/$1"
 }
 
 # Writes the rendered units to $1; prints the names of those that changed.
@@ -140,6 +143,15 @@ if [ "$uninstall" = 1 ]; then
         systemctl reset-failed "${UNITS[@]}" 2>/dev/null || true
     fi
     if [ "$removed" = 1 ]; then say "units removed from $unit_dir"; else say "no units in $unit_dir"; fi
+    # Plain shell: a Django run as root here could make var/ files as root. Without the
+    # link, applications stop queueing mail that nothing would deliver.
+    link=$sbin_dir/xmail-sendmail
+    if [ "$(readlink "$link" 2>/dev/null)" = "$dir/bin/xmail-sendmail" ]; then
+        if update-alternatives --query sendmail 2>/dev/null | grep -qxF "Alternative: $link"; then
+            update-alternatives --remove sendmail "$link" && say "removed $link from the sendmail alternatives"
+        fi
+        rm -f "$link" && say "removed $link"
+    fi
     if [ "$purge" = 0 ]; then
         say "kept: $dir, its data in $var_dir and the settings in $env_file (--purge deletes them)"
         exit 0
@@ -265,9 +277,10 @@ else
         "#   systemctl restart xmailadmin.target" > "$tmp"
 fi
 set_keys=()
-for key in DATABASE_URL REDIS_URL PORT; do
+for key in DATABASE_URL REDIS_URL PORT XMAILADMIN_OUTBOX; do
     value=${!key:-}
     [ -n "$value" ] || continue
+    if [ "$key" = XMAILADMIN_OUTBOX ]; then path_ok "$value" || die "$key: an absolute path"; fi
     [[ $value != *$'\n'* ]] || die "$key: no line breaks"
     # systemd expands $NAME in an EnvironmentFile, quoted or not: in a URL write %24.
     [[ $value != *'$'* ]] || die "$key: no \$ (systemd would expand it; in a URL write %24)"
@@ -308,7 +321,9 @@ while IFS= read -r line || [ -n "$line" ]; do
         value=${BASH_REMATCH[1]}
     fi
     service_env+=("$key=$value")
+    [ "$key" != XMAILADMIN_OUTBOX ] || outbox_dir=$value
 done < "$env_file"
+path_ok "$outbox_dir" || die "XMAILADMIN_OUTBOX: an absolute path without special characters"
 manage() {
     (cd "$dir" && umask 077 && setpriv --reuid="$user" --regid="$group" --init-groups -- \
         env -i "${service_env[@]}" "$dir/.venv/bin/python" manage.py "$@")
@@ -342,6 +357,11 @@ manage collectstatic --noinput -v0
 manage check >/dev/null
 # Into a variable, never a terminal: createadmin prints the password only to a tty.
 login=$(manage createadmin)
+# xmail-sendmail for the applications, and the outbox it drops into, owned by the
+# service user: root's work (a link in sbin, a chown), with the service's settings, so
+# that it is the outbox the worker delivers from.
+(cd "$dir" && umask 022 && env -i "${service_env[@]}" "$dir/.venv/bin/python" \
+    manage.py install_sendmail --owner "$user" --sbin "$sbin_dir") | sed 's/^/== xmailadmin: /'
 
 new_units=$(write_units "$unit_dir")
 [ -z "$new_units" ] || { say "units written to $unit_dir: ${new_units//$'\n'/ }"; changed=1; }

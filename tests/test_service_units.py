@@ -50,6 +50,7 @@ SUPERVISE = REPO / "scripts" / "supervise.sh"
 SERVICES = ("xmailadmin-web.service", "xmailadmin-worker.service", "xmailadmin-beat.service")
 UNITS = (*SERVICES, "xmailadmin.target")
 USER = "xmailadmin"
+OUTBOX = "/var/spool/xmailadmin/outbox"  # install-service.sh's default outbox
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 REDIS_URL = os.environ.get("XMAILADMIN_SERVICE_TEST_REDIS", "redis://127.0.0.1:6379/15")
 _LOCK_DIR = "/run/lock" if Path("/run/lock").is_dir() else "/tmp"
@@ -230,7 +231,12 @@ def test_units_render_verify_and_promise_what_they_should(tmp_path):
         assert one(unit, "Service", "WorkingDirectory") == str(REPO), name
         assert one(unit, "Service", "PrivateTmp") == "yes", name
         assert one(unit, "Service", "ProtectSystem") in {"full", "strict"}, name
-        assert one(unit, "Service", "ReadWritePaths") == str(REPO / "var"), name
+        # The web and the worker change the outbox (retry, discard, delivery); "-" lets
+        # a unit start before the outbox exists. Beat only needs var/.
+        writes = [str(REPO / "var")]
+        if name in ("xmailadmin-web.service", "xmailadmin-worker.service"):
+            writes.append(f"-{OUTBOX}")
+        assert one(unit, "Service", "ReadWritePaths").split() == writes, name
         env = unit_environment({"Service": {**service, "EnvironmentFile": []}}, "/x")
         assert env["XMAILADMIN_VAR_DIR"] == str(REPO / "var"), name
         argv = exec_start(unit, env)
@@ -269,7 +275,7 @@ def test_units_render_verify_and_promise_what_they_should(tmp_path):
         assert one(units[name], "Service", "User") == "mailpanel"
         assert one(units[name], "Service", "ExecStart").startswith("/srv/panel/.venv/bin/")
         assert units[name]["Service"]["EnvironmentFile"] == ["/etc/p/env"]
-        assert one(units[name], "Service", "ReadWritePaths") == "/srv/panel/var"
+        assert one(units[name], "Service", "ReadWritePaths").split()[0] == "/srv/panel/var"
 
 
 # --- helpers for the install and the running services -------------------------------
@@ -422,7 +428,10 @@ class Service:
 
     def command(self) -> list[str]:
         setpriv = [
-            "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups",
+            "setpriv",
+            f"--reuid={self.uid}",
+            f"--regid={self.gid}",
+            "--init-groups",
             *(["--no-new-privs"] if self.no_new_privs else []),
             *(["--bounding-set=-all"] if self.no_caps else []),
         ]  # fmt: skip (no "--": setpriv stops at "env", and supervise.sh splits on "--")
@@ -553,7 +562,9 @@ def test_install_start_kill_worker_restart_uninstall(install_base):
     port = free_port()
     queue = f"xmailadmin-service-test-{uuid.uuid4().hex[:8]}"
     script_env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "VENV"}}
-    script_env.update(SYSTEMD_UNIT_DIR=str(unit_dir), REDIS_URL=REDIS_URL, PORT=str(port))
+    outbox, sbin = install_base / "spool" / "outbox", install_base / "sbin"
+    script_env.update(SYSTEMD_UNIT_DIR=str(unit_dir), REDIS_URL=REDIS_URL, PORT=str(port),
+                      XMAILADMIN_OUTBOX=str(outbox), XMAILADMIN_SBIN_DIR=str(sbin))  # fmt: skip
     args = ("--dir", str(app), "--env-file", str(env_file))
 
     # The one command. Without systemd it says so and exits 0.
@@ -562,6 +573,7 @@ def test_install_start_kill_worker_restart_uninstall(install_base):
     var = app / "var"
     password_file = var / "admin_password"
     assert_first_install(first, app, env_file, port, account)
+    assert_the_entry_point_installed(sbin, outbox, app, account, unit_dir)
     assert_a_second_run_changes_nothing(install_base, args, script_env, queue)
     analyze_verify(unit_dir)
 
@@ -617,10 +629,25 @@ def assert_first_install(first: str, app: Path, env_file: Path, port: int, accou
         assert stat.S_IMODE(st.st_mode) == mode, path
         assert pwd.getpwuid(st.st_uid).pw_name == owner, path
     assert grp.getgrgid(env_file.stat().st_gid).gr_name == grp.getgrgid(account.pw_gid).gr_name
-    assert parse_env_file(env_file) == {"REDIS_URL": REDIS_URL, "PORT": str(port)}
+    assert parse_env_file(env_file) == {
+        "REDIS_URL": REDIS_URL, "PORT": str(port),
+        "XMAILADMIN_OUTBOX": str(env_file.parent.parent / "spool" / "outbox"),
+    }  # fmt: skip
     unit_dir = env_file.parent.parent / "units"
     assert all((unit_dir / name).is_file() for name in UNITS)
     assert not any(p.owner() == USER for p in app.glob("xmailadmin/**/*.py")), "code not root's"
+
+
+def assert_the_entry_point_installed(sbin: Path, outbox: Path, app: Path, account,
+                                     unit_dir: Path) -> None:  # fmt: skip
+    """xmail-sendmail linked for the applications; the outbox the service's user owns
+    and the worker and web units may write (ProtectSystem=strict)."""
+    assert (sbin / "xmail-sendmail").resolve() == app / "bin" / "xmail-sendmail"
+    for name in ("", "new", "cur", "status"):
+        assert (outbox / name).owner() == USER, name
+    assert (outbox / "new").stat().st_gid == account.pw_gid  # the group that reads drops
+    for unit in ("xmailadmin-worker.service", "xmailadmin-web.service"):
+        assert f"ReadWritePaths={app}/var -{outbox}\n" in (unit_dir / unit).read_text()
 
 
 def assert_a_second_run_changes_nothing(

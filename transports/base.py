@@ -88,6 +88,13 @@ SHELL_CHARS = frozenset(";|&$`<>\\\"'(){}[]*?!~#")
 CA_FILE_MAX_BYTES = 10 * 1024 * 1024
 
 
+# Steps where a refusal is about the message (its sender, a recipient, its content), not
+# the way to the server: another mail command would get the same answer.
+MESSAGE_STEPS = frozenset({Step.MAIL_FROM, Step.RCPT_TO, Step.DATA})
+# An SMTP reply code as tools quote it: "550 5.1.1 ...", "550-...", "(450)", "<<< 550".
+_REPLY_CODE = re.compile(r"(?<![\w.:/-])([45])\d\d(?=[ -]|\)|$)", re.M)
+
+
 class TargetError(ValueError):
     """The target is not safe or not complete enough to try; ``text`` says why."""
 
@@ -309,6 +316,19 @@ class SendResult:
     # tls_untrusted, tls_version, tls_mode, not_installed, queued_unverified, ...
     reason_code: str = ""
 
+    @property
+    def permanent(self) -> bool:
+        """The server refused the message itself with a 5xx reply (RFC 5321 4.2.1):
+        sending it again, or through another command, gets the same answer. A 4xx reply
+        is a "try again later"; a refusal without a readable code counts as temporary,
+        so a message is retried rather than bounced on a guess."""
+        if self.ok or self.step not in MESSAGE_STEPS:
+            return False
+        for text in (self.detail, str(self.reason)):
+            if codes := _REPLY_CODE.findall(text):
+                return codes[-1] == "5"
+        return False
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the sentences in English, and as data (``reason_text``,
         ``warning_texts``: message id and parameters, for a reader of another language)."""
@@ -436,4 +456,3 @@ class Transport:
 
     def _send(self, exe: str, target: Target, message: bytes) -> SendResult:
         raise NotImplementedError
-

@@ -12,7 +12,7 @@ class PanelConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from . import checks, signals, worker_start  # noqa: F401  (checks, worker signals, sweep)
+        from . import checks, outbox_watch, signals, worker_start  # noqa: F401  (signals)
         from .roles import ensure_groups
 
         post_migrate.connect(ensure_groups, sender=self)

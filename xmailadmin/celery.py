@@ -76,3 +76,15 @@ def _zoned_timestamps(logger: object = None, **kwargs: object) -> None:
 app = Celery("xmailadmin")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+OUTBOX_TASKS = frozenset({"xmailadmin.tasks.deliver_outbox"})
+
+
+def outbox_queue() -> str:
+    """The deliveries' own queue, beside this machine's (a busy "test all" never holds
+    up an application's mail, nor the other way round)."""
+    return f"{app.conf.task_default_queue}.outbox"
+
+
+def route(name: str, args, kwargs, options, task=None, **kw) -> dict | None:
+    return {"queue": outbox_queue()} if name in OUTBOX_TASKS else None

@@ -92,7 +92,10 @@ class Account(models.Model):
         _("Port"), validators=[MinValueValidator(1), MaxValueValidator(65535)]
     )
     mode = models.CharField(
-        _("Encryption"), max_length=16, choices=MODE_CHOICES, blank=True,
+        _("Encryption"),
+        max_length=16,
+        choices=MODE_CHOICES,
+        blank=True,
         help_text=_("Empty: by port (465 = SMTPS, otherwise STARTTLS)."),
     )
     username = models.CharField(
@@ -604,6 +607,8 @@ class AuditEntry(models.Model):
         RELAY_APPLY = "relay_apply", _("Relay configuration confirmed")
         RELAY_APPLIED = "relay_applied", _("Relay configuration written")
         RELAY_NOT_APPLIED = "relay_not_applied", _("Relay configuration not written")
+        OUTBOX_RETRY = "outbox_retry", _("Outbox message retried")
+        OUTBOX_DISCARD = "outbox_discard", _("Outbox message discarded")
 
     BURST_ACTIONS = frozenset({Action.ORDER_CHANGED})
     BURST = timedelta(seconds=60)
@@ -760,3 +765,111 @@ class WorkerHeartbeat(OnServer):
     @staticmethod
     def fresh_since() -> timezone.datetime:
         return timezone.now() - timedelta(seconds=3 * settings.XMAILADMIN_HEARTBEAT_SECONDS)
+
+
+# --- the outbox: messages of applications on this server ----------------------------
+
+
+class Outbox(models.TextChoices):
+    WAITING = "waiting", _("waiting")
+    SENDING = "sending", _("being sent")
+    DELIVERED = "delivered", _("delivered")
+    BOUNCED = "bounced", _("bounced")
+    DISCARDED = "discarded", _("discarded")
+
+
+OUTBOX_CSS = {
+    Outbox.WAITING: "partly",
+    Outbox.SENDING: "running",
+    Outbox.DELIVERED: "pass",
+    Outbox.BOUNCED: "fail",
+    Outbox.DISCARDED: "unknown",
+}
+
+
+class OutboxMessage(OnServer):
+    """One message an application handed to xmail-sendmail (or the panel's mail backend).
+
+    The message itself stays in the outbox folder until it is delivered; this row is what
+    the delivery knows about it: recipients still to do, the schedule, the outcome.
+    """
+
+    spool_id = models.CharField(max_length=255, unique=True)
+    state = models.CharField(
+        max_length=16, choices=Outbox.choices, default=Outbox.WAITING, db_index=True
+    )
+    kind = models.CharField(max_length=16, default="message")  # "bounce": our own notice
+    sender = models.CharField(max_length=998)  # as the application gave it (-f, or user@host)
+    recipients = models.JSONField(default=list)
+    pending = models.JSONField(default=list)  # recipients not yet delivered nor bounced
+    bounced_to = models.JSONField(default=list)
+    subject = models.CharField(max_length=998, blank=True)
+    message_id = models.CharField(max_length=998, blank=True)
+    size = models.PositiveIntegerField(default=0)
+    submitted_by = models.CharField(max_length=64, blank=True)
+    submitted_at = models.DateTimeField(default=timezone.now, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)  # rounds through the order
+    next_try_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    delivered_by = models.CharField(max_length=32, blank=True)  # the command that did it
+    reason = models.TextField(blank=True)  # English, the latest round's
+    reason_text = models.JSONField(default=dict, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-submitted_at", "-id"]
+        verbose_name = _("outbox message")
+        verbose_name_plural = _("outbox")
+
+    def __str__(self) -> str:
+        return f"{self.spool_id} ({self.state})"
+
+    @property
+    def css(self) -> str:
+        return OUTBOX_CSS[Outbox(self.state)]
+
+    @property
+    def explanation(self) -> str:
+        return say(self.reason_text or self.reason)
+
+    @property
+    def final(self) -> bool:
+        return self.state in (Outbox.DELIVERED, Outbox.BOUNCED, Outbox.DISCARDED)
+
+    @property
+    def command_label(self) -> str:
+        entry = BY_KEY.get(self.delivered_by)
+        return say(entry.label) if entry else self.delivered_by
+
+
+class DeliveryAttempt(models.Model):
+    """One mail command tried for one recipient of an outbox message."""
+
+    message = models.ForeignKey(OutboxMessage, on_delete=models.CASCADE, related_name="tries")
+    round = models.PositiveIntegerField()  # the message's attempts count at the time
+    recipient = models.CharField(max_length=998)
+    command = models.CharField(max_length=32, blank=True)  # "" when no command was tried
+    ok = models.BooleanField(default=False)
+    permanent = models.BooleanField(default=False)
+    step = models.CharField(max_length=32, blank=True)
+    reason = models.TextField(blank=True)
+    reason_code = models.CharField(max_length=32, blank=True)
+    reason_text = models.JSONField(default=dict, blank=True)
+    detail = models.TextField(blank=True)
+    transcript = models.TextField(blank=True)
+    tls_version = models.CharField(max_length=32, blank=True)
+    duration_s = models.FloatField(default=0)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("delivery attempt")
+        verbose_name_plural = _("delivery attempts")
+
+    @property
+    def explanation(self) -> str:
+        return say(self.reason_text or self.reason)
+
+    @property
+    def command_label(self) -> str:
+        entry = BY_KEY.get(self.command)
+        return say(entry.label) if entry else self.command

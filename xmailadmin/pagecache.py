@@ -1,9 +1,10 @@
 """The dashboard's HTML, reused while nothing it shows has changed.
 
 Rendering fourteen command rows costs ~20 ms of CPU; one query tells whether
-any row the page shows changed since the last render. The cache key is that
-snapshot plus everything else the page depends on: user and role, language,
-URL, worker and broker state, and the minute (for "5 minutes ago").
+any row the page shows changed since the last render (the outbox's rows too, for
+the outbox line). The cache key is that snapshot plus everything else the page
+depends on: user and role, language, URL, worker and broker state, and the minute
+(for "5 minutes ago", and for the outbox's ages and its last 24 hours).
 
 The cached HTML holds a placeholder instead of the CSRF token; every response
 gets the requesting user's own token. Each web process keeps its own copy
@@ -27,7 +28,16 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import get_language
 
-from .models import ACTIVE_STATES, Account, ProbeRun, TestSend, TransportSetting, WorkerHeartbeat
+from .models import (
+    ACTIVE_STATES,
+    Account,
+    Outbox,
+    OutboxMessage,
+    ProbeRun,
+    TestSend,
+    TransportSetting,
+    WorkerHeartbeat,
+)
 
 CSRF_PLACEHOLDER = "csrf-placeholder-7f3a9c"
 TTL_SECONDS = 120
@@ -43,7 +53,7 @@ class Snapshot:
 def _sql() -> str:
     send, run = TestSend._meta.db_table, ProbeRun._meta.db_table
     account, order = Account._meta.db_table, TransportSetting._meta.db_table
-    beat = WorkerHeartbeat._meta.db_table
+    beat, outbox = WorkerHeartbeat._meta.db_table, OutboxMessage._meta.db_table
     active = ", ".join(f"'{s}'" for s in ACTIVE_STATES)
     return f"""SELECT
         (SELECT MAX(id) FROM {send}), (SELECT MAX(started_at) FROM {send}),
@@ -53,9 +63,26 @@ def _sql() -> str:
         (SELECT COUNT(*) FROM {account}), (SELECT MAX(updated_at) FROM {account}),
         (SELECT MAX(id) FROM {account} WHERE is_default),
         (SELECT COUNT(*) FROM {order}), (SELECT MAX(updated_at) FROM {order}),
+        {_outbox_sql(outbox)},
         (SELECT COUNT(*) FROM {send} WHERE state IN ({active}))
           + (SELECT COUNT(*) FROM {run} WHERE state IN ({active})),
         (SELECT MAX(seen_at) FROM {beat})"""
+
+
+def _outbox_sql(table: str) -> str:
+    """What the outbox line shows changes with these: a new message (the newest id), one
+    leaving or coming back (the counts), a round ending with a new reason (a message
+    starts or stops being sent, its attempts and next try change). Each reads the state
+    index and the few open rows, never the delivered history."""
+    waiting, sending = f"'{Outbox.WAITING}'", f"'{Outbox.SENDING}'"
+    is_open = f"state IN ({waiting}, {sending})"
+    return f"""(SELECT MAX(id) FROM {table}),
+        (SELECT COUNT(*) FROM {table} WHERE state = {waiting}),
+        (SELECT COUNT(*) FROM {table} WHERE state = {sending}),
+        (SELECT COUNT(*) FROM {table} WHERE state = '{Outbox.BOUNCED}'),
+        (SELECT MIN(submitted_at) FROM {table} WHERE {is_open}),
+        (SELECT SUM(attempts) FROM {table} WHERE {is_open}),
+        (SELECT MAX(next_try_at) FROM {table} WHERE {is_open})"""
 
 
 def snapshot() -> Snapshot:

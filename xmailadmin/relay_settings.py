@@ -12,7 +12,8 @@ import json
 
 from django.conf import settings
 
-from transports.base import Mode
+from transports import catalogue
+from transports.base import Mode, Transport
 from transports.relay import EximRelay, PostfixRelay, Relay, RelayAccount
 
 # The relay pages, in navigation order; each key is also the catalogue key of the
@@ -36,6 +37,20 @@ def configured(mta: str) -> Relay | None:
         )
         return EximRelay(*(p or None for p in parts)) if any(parts) else None
     raise KeyError(mta)
+
+
+def transport_for(key: str) -> Transport:
+    """The mail command of ``key`` as this panel sends through it: sendmail of postfix or
+    exim (and bsd-mailx, which calls postfix's) follows the relay the settings name,
+    else the system's own."""
+    relay = None
+    if key in MTAS:
+        relay = configured(key)
+    elif key == "mailx-bsd":
+        relay = configured("postfix")
+    if relay is None:
+        return catalogue.transport_for(key)
+    return catalogue.transport_for(key, relay=relay)
 
 
 def relay_for(mta: str) -> Relay:

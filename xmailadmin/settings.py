@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import dj_database_url
 from cryptography.fernet import Fernet
 from csp.constants import NONE, SELF, UNSAFE_HASHES
 from django.utils.translation import gettext_lazy as _
+from kombu import Queue
 
 from xmailadmin.conf import (
     ConfigError,
@@ -252,6 +254,13 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.2,
 }
 CELERY_TASK_DEFAULT_QUEUE = envstr("XMAILADMIN_CELERY_QUEUE", "xmailadmin")
+# The outbox's deliveries have a queue of their own (xmailadmin.celery.route); every
+# worker takes both.
+CELERY_TASK_QUEUES = [
+    Queue(CELERY_TASK_DEFAULT_QUEUE),
+    Queue(f"{CELERY_TASK_DEFAULT_QUEUE}.outbox"),
+]
+CELERY_TASK_ROUTES = ("xmailadmin.celery.route",)
 CELERY_TASK_IGNORE_RESULT = True  # results live on model rows
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"
@@ -272,6 +281,25 @@ if XMAILADMIN_SEND_TIMEOUT >= CELERY_TASK_SOFT_TIME_LIMIT:
     raise ConfigError("XMAILADMIN_SEND_TIMEOUT must be below CELERY_TASK_TIME_LIMIT - 5")
 # Test mails per account and minute; more clicks are refused with that reason.
 XMAILADMIN_TEST_MAILS_PER_MINUTE = envint("XMAILADMIN_TEST_MAILS_PER_MINUTE", 30, minimum=1)
+# The outbox (outbox/spool.py): where xmail-sendmail drops messages for delivery.
+XMAILADMIN_OUTBOX = envstr("XMAILADMIN_OUTBOX", "/var/spool/xmailadmin/outbox")
+# Django's own mail (send_mail, mail_admins) goes into the outbox like any
+# application's, delivered through the preferred order.
+EMAIL_BACKEND = "xmailadmin.mail_backend.OutboxBackend"
+# Django's default, webmaster@localhost, most servers refuse. The host's name, as
+# xmail-sendmail takes it (gethostname: getfqdn could wait on DNS at every start).
+DEFAULT_FROM_EMAIL = envstr("DJANGO_DEFAULT_FROM_EMAIL", f"xmailadmin@{socket.gethostname()}")
+# The retry schedule, as postfix's (minimal_backoff_time, maximal_backoff_time,
+# maximal_queue_lifetime): the wait doubles from the first to the longest; a message
+# still not delivered when its lifetime ends is bounced to its sender.
+XMAILADMIN_OUTBOX_MIN_BACKOFF = envint("XMAILADMIN_OUTBOX_MIN_BACKOFF", 300, minimum=1)
+XMAILADMIN_OUTBOX_MAX_BACKOFF = envint("XMAILADMIN_OUTBOX_MAX_BACKOFF", 4000, minimum=1)
+XMAILADMIN_OUTBOX_LIFETIME = envint("XMAILADMIN_OUTBOX_LIFETIME", 5 * 86400, minimum=1)
+# The worker looks into the outbox this often even when no submitter woke it.
+XMAILADMIN_OUTBOX_SCAN = envint("XMAILADMIN_OUTBOX_SCAN", 30, minimum=1)
+# A message waiting longer than this is a warning on the dashboard.
+XMAILADMIN_OUTBOX_WARN_AGE = envint("XMAILADMIN_OUTBOX_WARN_AGE", 1800, minimum=1)
+
 # The worker writes a heartbeat row this often; three missed beats = no worker.
 XMAILADMIN_HEARTBEAT_SECONDS = envint("XMAILADMIN_HEARTBEAT_SECONDS", 5, minimum=1)
 

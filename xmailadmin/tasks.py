@@ -21,11 +21,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from transports import catalogue, probe
-from transports.base import TargetError, Transport
+from transports import probe
+from transports.base import TargetError
 from transports.message import build_test_message
 
-from . import jobs, order, relay_settings, services
+from . import delivery, jobs, order, relay_settings, services
 from .crypto import PasswordUnreadable
 from .models import (
     Account,
@@ -180,7 +180,9 @@ def _send(send: TestSend, account: Account, password: str) -> dict:
         target = account.target(password, send.recipient)
     except TargetError as exc:
         return {"state": State.FAILED, "step": "config", "reason": str(exc)}
-    return TestSend.outcome(_transport(send.command).send(target, _testmail(send, account)))
+    return TestSend.outcome(
+        relay_settings.transport_for(send.command).send(target, _testmail(send, account))
+    )
 
 
 def _testmail(send: TestSend, account: Account) -> bytes:
@@ -191,19 +193,6 @@ def _testmail(send: TestSend, account: Account) -> bytes:
         test_id=str(send.test_id),
         language=send.language,
     )
-
-
-def _transport(key: str) -> Transport:
-    """The mail command; sendmail of postfix or exim (and bsd-mailx, which calls it)
-    follows the relay the settings name, else the system's own."""
-    relay = None
-    if key in relay_settings.MTAS:
-        relay = relay_settings.configured(key)
-    elif key == "mailx-bsd":
-        relay = relay_settings.configured("postfix")
-    if relay is None:
-        return catalogue.transport_for(key)
-    return catalogue.transport_for(key, relay=relay)
 
 
 # --- relays (postfix, exim) ------------------------------------------------------------
@@ -267,3 +256,17 @@ def _looked_at(job: RelayJob, relay, wanted, config_error: str, *, applied: dict
         "config_error": config_error,
         "result": applied,
     }
+
+
+# --- the outbox ----------------------------------------------------------------------
+
+
+# A run stops taking messages after its budget; one message may still need every command
+# of the order (each up to XMAILADMIN_SEND_TIMEOUT), hence the generous hard limit.
+@shared_task(time_limit=3600, soft_time_limit=3590)
+def deliver_outbox() -> dict:
+    """Take what xmail-sendmail dropped and deliver what is due (outbox/, delivery.py)."""
+    summary = delivery.run(budget_s=60.0)
+    if delivery.due_now():
+        deliver_outbox.delay()  # the budget ended with work left: go on in a fresh task
+    return {k: v for k, v in vars(summary).items() if k != "ids"}

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -39,9 +40,7 @@ def outbox(tmp_path) -> Path:
     return root
 
 
-def send(
-    outbox: Path, *args: str, stdin: bytes = MESSAGE, user: str | None = None, entry=ENTRY
-):
+def send(outbox: Path, *args: str, stdin: bytes = MESSAGE, user: str | None = None, entry=ENTRY):
     env = {**os.environ, "XMAILADMIN_OUTBOX": str(outbox)}
     argv = [sys.executable, str(entry), *args]
     if user:  # another user runs the system's python3 on an installed copy
@@ -160,19 +159,78 @@ def test_any_local_user_can_drop_a_message_but_read_none(shared_folder):
     files = list((outbox / "new").iterdir())
     theirs = [f for f in files if f.stat().st_uid == nobody]
     assert len(files) == 2 and len(theirs) == 1
-    assert all(f.stat().st_mode & 0o077 == 0 for f in files)
+    # Readable by the submitter and the delivering service's group (the folder's, by
+    # setgid), by no other user.
+    assert all(f.stat().st_mode & 0o777 == 0o640 for f in files)
+    assert {f.stat().st_gid for f in files} == {(outbox / "new").stat().st_gid}
     peek = subprocess.run(
         ["runuser", "-u", "nobody", "--", "ls", str(outbox / "new")], capture_output=True
     )
     assert peek.returncode != 0  # the folder cannot be listed by a dropping user
+    [root_file] = [f for f in files if f not in theirs]
+    other = subprocess.run(
+        ["runuser", "-u", "nobody", "--", "cat", str(root_file)], capture_output=True
+    )
+    assert other.returncode != 0 and b"Subject" not in other.stdout  # nor another's message
     assert read(theirs[0])[0].submitted_by == "nobody"
 
 
-def test_the_entry_point_imports_neither_django_nor_transports():
-    probe = (
-        f"import sys; sys.path.insert(0, {str(REPO)!r}); import outbox.submit; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'transports')))"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+def test_the_entry_point_imports_neither_django_nor_transports_nor_slow_modules(outbox):
+    # What an application's send pays for: a real -t submission run as installed
+    # (/usr/bin/python3 -IS, the shebang's), and every module it imported.
+    env = {**os.environ, "XMAILADMIN_OUTBOX": str(outbox)}
+    argv = ["/usr/bin/python3", "-IS", "-X", "importtime", str(ENTRY), "-t", "-i"]
+    out = subprocess.run(argv, input=MESSAGE.decode(), capture_output=True, env=env, text=True)
 
-    assert out.stdout.strip() == "[]"
+    assert out.returncode == 0, out.stderr
+    timings = [line.split("|")[-1] for line in out.stderr.splitlines() if "|" in line]
+    loaded = {name.strip().split(".")[0] for name in timings[1:]}  # [0] is the heading
+    assert "outbox" in loaded
+    assert not loaded & {"django", "transports"}
+    assert not loaded & {"json", "re", "email", "pathlib", "dataclasses", "secrets", "socket"}
+    assert len(list((outbox / "new").iterdir())) == 1
+
+
+def test_wait_without_a_delivery_says_so_after_the_wait_and_accepts(outbox):
+    started = time.monotonic()
+    result = send(outbox, "--wait", "1", "-t")
+    took = time.monotonic() - started
+
+    assert result.returncode == 0  # accepted: the message is safely in the outbox
+    assert result.stderr.decode().strip() == (
+        "xmail-sendmail: in the outbox; no delivery attempt within 1 s (is the worker running?)"
+    )
+    assert 1 <= took < 10
+    assert len(list((outbox / "new").iterdir())) == 1
+
+
+def test_wait_is_also_accepted_with_an_equals_sign(outbox):
+    result = send(outbox, "--wait=0.2", "-t")
+
+    assert result.returncode == 0
+    assert "no delivery attempt within 0.2 s" in result.stderr.decode()
+
+
+@pytest.mark.parametrize("args", [["--wait", "soon"], ["--wait=-1"], ["--wait=nan"], ["--wait="]])
+def test_wait_needs_a_number_of_seconds(outbox, args):
+    result = send(outbox, *args, "-t")
+
+    assert result.returncode == 64
+    assert "--wait needs a number of seconds" in result.stderr.decode()
+    assert list((outbox / "new").iterdir()) == []
+
+
+def test_wait_as_the_last_argument_is_a_usage_error(outbox):
+    result = send(outbox, "b@example.net", "--wait")
+
+    assert result.returncode == 64 and "--wait needs a value" in result.stderr.decode()
+
+
+@pytest.mark.parametrize("flags", [["-B8BITMIME"], ["-B", "8BITMIME"], ["-B", "7BIT"]])
+def test_crons_body_type_flag_is_accepted(outbox, flags):
+    # Debian's cron: sendmail -FCronDaemon -i -B8BITMIME -oem RECIPIENT
+    result = send(outbox, "-FCronDaemon", "-i", *flags, "-oem", "admin@example.org")
+
+    assert result.returncode == 0, result.stderr
+    [path] = (outbox / "new").iterdir()
+    assert read(path)[0].recipients == ["admin@example.org"]

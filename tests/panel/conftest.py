@@ -176,3 +176,21 @@ def live_worker(celery_worker_process: WorkerProcess, transactional_db) -> Worke
             raise RuntimeError("worker heartbeat missing:\n" + celery_worker_process.log_text())
         time.sleep(0.2)
     return celery_worker_process
+
+
+@pytest.fixture
+def outbox(tmp_path, settings):
+    """An empty outbox of its own, where the panel's settings point."""
+    from outbox import spool
+
+    folder = tmp_path / "outbox"
+    spool.prepare(folder)
+    settings.XMAILADMIN_OUTBOX = str(folder)
+    return folder
+
+
+@pytest.fixture
+def refusing(smtp):
+    """The suite's server, with refused recipients cleared again afterwards."""
+    yield smtp
+    smtp.refused_recipients.clear()

@@ -90,16 +90,18 @@ def worker_env(queue: str, var: Path, **extra: str) -> dict[str, str]:
         "DJANGO_SECRET_KEY": settings.SECRET_KEY,
         "XMAILADMIN_HEARTBEAT_SECONDS": "1",
         "XMAILADMIN_VAR_DIR": str(var),
+        # Never the machine's /var/spool/xmailadmin: each worker its own outbox.
+        "XMAILADMIN_OUTBOX": str(var / "outbox"),
         **extra,
     }
 
 
 @contextmanager
-def worker_process(queue: str, var: Path) -> Iterator[WorkerProcess]:
+def worker_process(queue: str, var: Path, **extra: str) -> Iterator[WorkerProcess]:
     """``celery -A xmailadmin worker`` on Redis for ``queue``, reading and writing the
-    test database; stopped (TERM, then KILL) on leaving."""
+    test database; stopped (TERM, then KILL) on leaving. ``extra``: more environment."""
     log = var / "worker.log"
-    env = worker_env(queue, var, XMAILADMIN_LOG_LEVEL="DEBUG")
+    env = worker_env(queue, var, XMAILADMIN_LOG_LEVEL="DEBUG", **extra)
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
@@ -123,7 +125,7 @@ def worker_process(queue: str, var: Path) -> Iterator[WorkerProcess]:
         yield worker
     finally:
         stop_worker(proc)
-        if redis_answers(redis_url()):
+        if redis_answers(redis_url()) and "REDIS_URL" not in extra:
             with celery_app.connection_for_write() as conn:
                 conn.default_channel.queue_delete(queue)
 

@@ -59,6 +59,7 @@ def pages_after_real_work(admin_web, admin_client, account, worker_alive):
         reverse("account-edit", args=[account.pk]),
         reverse("order"),
         reverse("history"),
+        reverse("outbox"),
         reverse("relay", args=["postfix"]),
         reverse("relay", args=["exim"]),
         reverse("password_change"),

@@ -140,14 +140,17 @@ def test_every_german_translation_is_there_and_compiled():
     folder = Path(__file__).resolve().parents[2] / "xmailadmin/locale/de/LC_MESSAGES"
     po = (folder / "django.po").read_text()
     compiled = gettext.GNUTranslations((folder / "django.mo").open("rb"))
-    entries = re.findall(r'\nmsgid ((?:".*"\n)+)msgstr ((?:".*"\n?)+)', po)
+    entries = re.findall(
+        r'\n(?:msgctxt ((?:".*"\n)+))?msgid ((?:".*"\n)+)msgstr ((?:".*"\n?)+)', po
+    )
     assert len(entries) > 200
 
     def text(block: str) -> str:  # po strings use Python's escapes (\" \\ \n)
         return "".join(ast.literal_eval(line) for line in re.findall(r'".*"', block))
 
-    for msgid_block, msgstr_block in entries:
-        msgid, msgstr = text(msgid_block), text(msgstr_block)
+    for context_block, msgid_block, msgstr_block in entries:
+        context, msgid, msgstr = text(context_block), text(msgid_block), text(msgstr_block)
         if msgid:
             assert msgstr, f"no German for {msgid!r}"
-            assert compiled.gettext(msgid) == msgstr, f".mo is older than .po: {msgid!r}"
+            found = compiled.pgettext(context, msgid) if context else compiled.gettext(msgid)
+            assert found == msgstr, f".mo is older than .po: {msgid!r}"

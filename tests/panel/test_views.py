@@ -33,6 +33,7 @@ READ_URLS = [
     ("get", "row", {"account_id": 1, "key": "python3"}),
     ("get", "probe-status", {"run_id": 1}),
     ("get", "send-detail", {"send_id": 1}),
+    ("get", "outbox", {}),
 ]
 RUN_URLS = [
     ("post", "probe-start", {}),
@@ -50,6 +51,8 @@ CHANGE_URLS = [
     ("post", "order-move", {}),
     ("post", "order-toggle", {}),
     ("post", "order-reset", {}),
+    ("post", "outbox-retry", {"message_id": 1}),
+    ("post", "outbox-discard", {"message_id": 1}),
 ]
 ALL_URLS = READ_URLS + RUN_URLS + CHANGE_URLS
 

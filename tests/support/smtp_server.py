@@ -239,11 +239,18 @@ class _Handler:
     ) -> str:
         if refusal := self._owner._sender_refusal(session, envelope):
             return refusal
+        if refusal := self._owner.refused_recipients.get(address.lower()):
+            return refusal
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self._owner.data_started += 1
+        while self._owner.hold_data:  # a server slow to say 250: a client dies meanwhile
+            await asyncio.sleep(0.05)
+        if server.transport is None or server.transport.is_closing():
+            return "451 4.3.0 the client went away before the message was taken"
         n = self._owner._receive(self, server, session, envelope)
         return f"250 2.0.0 Ok: queued as {n}"
 
@@ -299,6 +306,11 @@ class SmtpTestServer:
         self.handshake_timeout = handshake_timeout
         self.keep_in_memory = keep_in_memory
         self.ports: dict[str, int] = {}
+        # Recipient (lower case) -> the whole reply to RCPT, e.g. "550 5.1.1 ... unknown".
+        self.refused_recipients: dict[str, str] = {}
+        # True: a message's DATA waits (before the 250) until it is False again.
+        self.hold_data = False
+        self.data_started = 0
         self._messages: list[Received] = []
         self._changed = threading.Condition()
         self._count = 0

@@ -20,6 +20,14 @@ from .dashboard import (
 )
 from .history import history
 from .order import order, order_move, order_reset, order_toggle
+from .outbox import (
+    outbox,
+    outbox_discard,
+    outbox_message,
+    outbox_retry,
+    outbox_row,
+    outbox_tries,
+)
 from .relay import (
     relay,
     relay_apply,
@@ -42,6 +50,12 @@ __all__ = [
     "order_move",
     "order_reset",
     "order_toggle",
+    "outbox",
+    "outbox_discard",
+    "outbox_message",
+    "outbox_retry",
+    "outbox_row",
+    "outbox_tries",
     "probe_start",
     "probe_status",
     "relay",

@@ -30,6 +30,7 @@ from ..models import (
 from ..order import enabled_keys
 from ..status_line import status_line
 from .common import notice, panel_view, poll_every, polled, selected_account
+from .outbox import summary as outbox_summary
 
 # The client event of a test that starts or ends: the status line fetches itself anew.
 SENDS_CHANGED = "sends-changed"
@@ -120,6 +121,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "health": state,
             "last_probe": last_probe,
             "probe": ProbeRun.objects.first(),  # the newest: active, failed or passed
+            "outbox": outbox_summary(),  # in the snapshot (pagecache): cached with the rest
             "csrf_token": pagecache.CSRF_PLACEHOLDER,
             **roles_,
         }
