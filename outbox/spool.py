@@ -21,6 +21,9 @@ import time
 DEFAULT_DIR = "/var/spool/xmailadmin/outbox"
 DROP_MODE = 0o3733
 TRIGGER = "trigger"
+# Where mail to a bare local name (cron's "root") goes: one address, readable by every
+# submitter, written by ``manage.py install_sendmail --admin-address``.
+ADMIN_ADDRESS = "adminaddr"
 
 
 class Envelope:
@@ -146,6 +149,27 @@ def wake(root: str | os.PathLike) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def admin_address(root: str | os.PathLike) -> str | None:
+    """The address that takes mail for local users, or None when none is set."""
+    try:
+        with open(os.path.join(root, ADMIN_ADDRESS), encoding="utf-8") as file:
+            return file.read().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def write_admin_address(root: str | os.PathLike, address: str) -> None:
+    """Replaced whole, so a submitter never reads half an address."""
+    path = os.path.join(root, ADMIN_ADDRESS)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as file:
+        file.write(address + "\n")
+        file.flush()
+        os.fsync(file.fileno())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
 
 
 def status_path(root: str | os.PathLike, message_id: str) -> str:

@@ -29,6 +29,23 @@ def dropped(root: Path) -> list[str]:
     return sorted(p.name for p in (root / "new").iterdir() if not p.name.startswith("."))
 
 
+# Maildir's rule: a file in tmp/ this old was left by a submitter that died mid-write.
+STALE_TMP_S = 36 * 3600
+
+
+def sweep_tmp(root: Path, now: float | None = None) -> int:
+    """Remove half-written messages of dead submitters (never picked up: only a rename
+    into new/ makes a message); how many were removed."""
+    limit = (time.time() if now is None else now) - STALE_TMP_S
+    removed = 0
+    for path in (root / "tmp").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            if path.lstat().st_mtime < limit:
+                path.unlink()
+                removed += 1
+    return removed
+
+
 def take(root: Path, message_id: str) -> None:
     """``new/`` → ``cur/``; the row must exist first, so a crash in between only leaves
     a message that the next pickup takes again."""

@@ -24,7 +24,7 @@ import pwd
 import sys
 import time
 
-from .spool import Envelope, outbox_dir, status_path, submit
+from .spool import Envelope, admin_address, outbox_dir, status_path, submit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -161,16 +161,19 @@ def _value(line: bytes) -> str:
     return line.split(b":", 1)[1].decode("utf-8", "replace")
 
 
-def prepared(message: bytes, opts: Options, user: str) -> tuple[Envelope, bytes]:
+def prepared(
+    message: bytes, opts: Options, user: str, admin: str | None = None
+) -> tuple[Envelope, bytes]:
     """The envelope and the message to keep: Date and Message-ID added when missing,
-    Bcc removed with -t, everything else byte for byte."""
+    Bcc removed with -t, mail to a local user sent to ``admin``, everything else byte
+    for byte."""
     lines, newline, body = split_header(message)
     recipients = list(opts.recipients)
     if opts.from_headers:
         fields = [_value(line) for line in lines if _name(line) in ("to", "cc", "bcc")]
         recipients += header_addresses(fields)
         lines = [line for line in lines if _name(line) != "bcc"]
-    recipients = list(dict.fromkeys(recipients))
+    recipients = list(dict.fromkeys(local_to_admin(recipients, admin)))
     if not recipients:
         raise Refused(EX_DATAERR, "no recipient: name one, or use -t with To/Cc/Bcc")
     if bad := [r for r in recipients if not is_address(r)]:
@@ -189,6 +192,20 @@ def prepared(message: bytes, opts: Options, user: str) -> tuple[Envelope, bytes]
     head = newline.join(lines + added)
     kept = head + newline + newline + body
     return Envelope(sender=sender, recipients=recipients, submitted_by=user), kept
+
+
+def local_to_admin(recipients: list[str], admin: str | None) -> list[str]:
+    """A bare local name (cron mails "root", or the crontab's owner) means the server's
+    admin: the SMTP server cannot deliver to it, so it goes to the admin address."""
+    local = [r for r in recipients if "@" not in r and r.isprintable() and r.strip() == r
+             and not _NOT_IN_ADDRESS.intersection(r)]  # fmt: skip
+    if local and not admin:
+        raise Refused(
+            EX_DATAERR,
+            f"{', '.join(local)}: a local user, and no admin address is set to take their "
+            "mail (manage.py install_sendmail --admin-address ADDRESS)",
+        )
+    return [admin if r in local else r for r in recipients]
 
 
 def header_addresses(fields: list[str]) -> list[str]:
@@ -230,11 +247,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         opts = parse(sys.argv[1:] if argv is None else argv)
         message = read_message(sys.stdin.buffer, opts.dot_ends)
-        envelope, kept = prepared(message, opts, user)
+        root = outbox_dir()
+        envelope, kept = prepared(message, opts, user, admin_address(root))
     except Refused as exc:
         print(f"xmail-sendmail: {exc}", file=sys.stderr)
         return exc.code
-    root = outbox_dir()
     try:
         message_id = submit(root, envelope, kept)
     except OSError as exc:

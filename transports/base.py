@@ -19,7 +19,8 @@ import ssl
 import stat
 import time
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
 
 from .detection import Detection, VersionArgs, VersionParser, detect_binary
@@ -224,6 +225,38 @@ def check_address(address: str) -> str:
     return check_plain(Text(gettext_noop("mail address")), address)
 
 
+def ascii_address(address: str) -> str:
+    """The address as every mail command and server here takes it: an internationalised
+    domain in its A-label form ("xn--..."; IDNA 2008, so a sharp s stays one, as DENIC
+    has it, where IDNA 2003 made it "ss"). A local part beyond ASCII needs SMTPUTF8 all
+    along the way, which none of the mail commands offers: TargetError, so the message
+    bounces with that reason instead of failing command after command."""
+    if address.isascii():
+        return address
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        raise TargetError(
+            Text(
+                gettext_noop(
+                    "%(address)s: a mailbox name beyond ASCII needs SMTPUTF8, which no mail "
+                    "command on this server offers; ask for an ASCII address"
+                ),
+                {"address": address},
+            )
+        )
+    import idna  # only for the rare address that needs it
+
+    try:
+        return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
+    except idna.IDNAError as exc:
+        raise TargetError(
+            Text(
+                gettext_noop("%(address)s: not a valid international domain (%(error)s)"),
+                {"address": address, "error": str(exc)},
+            )
+        ) from None
+
+
 def check_ca_file(path: str) -> str:
     """The CA file's name as it may go into a tool's config: absolute and plain."""
     check_plain(Text(gettext_noop("CA file")), path)
@@ -341,6 +374,11 @@ class SendResult:
         return data
 
 
+def invalid_recipient(exc: TargetError) -> SendResult:
+    """The result of a message whose recipient no Target takes: nothing was tried."""
+    return SendResult(ok=False, step=Step.CONFIG, reason=exc.text)
+
+
 _TLS_NAME = re.compile(r"(TLS|SSL)v?(\d(?:\.\d)?)")
 
 
@@ -369,6 +407,9 @@ class Transport:
     # False for the local relays: they read the CA file they were configured with, which
     # apply() checked; the account's may have changed since without touching them.
     reads_ca_file: ClassVar[bool] = True
+    # Whether send_many() carries many messages over one connection (one TLS handshake,
+    # one AUTH), so that grouping messages for it pays; False: it sends them one by one.
+    carries_many: ClassVar[bool] = False
 
     # How the default detect() asks the command about itself: the version commands, tried
     # in order until one answers, and the reader of their output.
@@ -406,6 +447,32 @@ class Transport:
 
     def send(self, target: Target, message: bytes) -> SendResult:
         start = time.monotonic()
+        exe, result = self._ready(target)
+        if result is None:
+            try:
+                result = self._send(exe, target, message)
+            except TargetError as exc:  # a value that the tool's config format cannot hold
+                result = SendResult(ok=False, step=Step.CONFIG, reason=exc.text)
+        return self._finished(result, target, time.monotonic() - start)
+
+    def send_many(self, target: Target, items: Sequence[tuple[str, bytes]]) -> list[SendResult]:
+        """One result per (recipient, message), in order: ``target`` with each recipient.
+
+        The default sends them one by one; a transport whose command can carry many
+        messages over one connection overrides it (and sets ``carries_many``).
+        """
+        results = []
+        for recipient, message in items:
+            try:
+                one = replace(target, recipient=recipient)
+            except TargetError as exc:  # this message's fault, not the batch's
+                results.append(self._finished(invalid_recipient(exc), target, 0.0))
+            else:
+                results.append(self.send(one, message))
+        return results
+
+    def _ready(self, target: Target) -> tuple[str, None] | tuple[None, SendResult]:
+        """The binary to run, or the result that says why nothing can be tried."""
         exe = self.which()
         other = self.other_variant(exe) if exe is not None else None
         if exe is None or other is not None:
@@ -420,20 +487,20 @@ class Transport:
                     gettext_noop("%(command)s is not installed on this server (%(why)s)"),
                     {"command": command, "why": other},
                 )
-            result = SendResult(
+            return None, SendResult(
                 ok=False, step=Step.UNSUPPORTED, reason=reason, reason_code="not_installed"
             )
         # Checked again at send time: the file may have changed since it was saved.
-        elif self.reads_ca_file and target.ca_file and (problem := ca_file_problem(target.ca_file)):
-            result = SendResult(
+        if self.reads_ca_file and target.ca_file and (problem := ca_file_problem(target.ca_file)):
+            return None, SendResult(
                 ok=False, step=Step.CONFIG, reason=problem, reason_code="ca_file_unusable"
             )
-        else:
-            try:
-                result = self._send(exe, target, message)
-            except TargetError as exc:  # a value that the tool's config format cannot hold
-                result = SendResult(ok=False, step=Step.CONFIG, reason=exc.text)
-        result.duration_s = round(time.monotonic() - start, 3)
+        return exe, None
+
+    def _finished(self, result: SendResult, target: Target, duration_s: float) -> SendResult:
+        """The result as every send reports it: timed, named, without secrets, shortened,
+        and warned where the certificate went unchecked."""
+        result.duration_s = round(duration_s, 3)
         result.command = self.key
         result.reason_code = result.reason_code or result.step.value
 

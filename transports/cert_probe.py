@@ -1,4 +1,5 @@
-"""Why the server's certificate fails, asked of the server when a command does not say.
+"""What a command does not say, asked of the server: why its certificate fails, and
+whether it offers AUTH.
 
 mutt in batch mode says "Untrusted server certificate" for a chain from an unknown CA
 and for a certificate of another name alike, and nothing more at any debug level.
@@ -36,6 +37,40 @@ def certificate_problem(target: Target) -> str | None:
         return str(exc.verify_message or exc)
     except (OSError, ValueError):
         return None
+
+
+def offers_login(target: Target) -> bool | None:
+    """Whether the server offers AUTH once TLS is up, in the account's mode; None when
+    it cannot be asked (refused, no TLS, not SMTP).
+
+    postfix's log never says whether it logged in. It does log in whenever its map has
+    the relay's entry and the server offers AUTH, and a refused login defers the mail;
+    only a server that offers no AUTH at all gets a message from it without one.
+    """
+    context = ssl.create_default_context()
+    if target.ca_file:
+        context.load_verify_locations(target.ca_file)
+    if not target.verify:
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    timeout = min(PROBE_TIMEOUT, target.timeout)
+    try:
+        with socket.create_connection((target.host, target.port), timeout=timeout) as sock:
+            if not target.implicit_tls and not _starttls(sock):
+                return None
+            with (
+                context.wrap_socket(sock, server_hostname=target.host) as tls,
+                tls.makefile("rb") as reader,
+            ):
+                if target.implicit_tls and _code(reader) != 220:
+                    return None
+                tls.sendall(f"EHLO {EHLO_NAME}\r\n".encode())
+                reply = read_reply(reader)
+                tls.sendall(b"QUIT\r\n")
+    except (OSError, ValueError):
+        return None
+    if not reply or not reply[-1].startswith(b"250"):
+        return None
+    return any(line[4:].strip().upper().startswith(b"AUTH") for line in reply)
 
 
 def _starttls(sock: socket.socket) -> bool:

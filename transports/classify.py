@@ -14,6 +14,7 @@ last) and a reply too long to be SMTP (:func:`broken_off`).
 from __future__ import annotations
 
 import re
+import signal
 
 from .base import SendResult, Step, Target
 from .run import RunOutput
@@ -187,8 +188,19 @@ PATTERNS: list[tuple[Step, re.Pattern[str]]] = [
             re.I,
         ),
     ),
-    (Step.MAIL_FROM, re.compile(r"MAIL FROM|sender (?:address )?(?:rejected|refused)", re.I)),
-    (Step.RCPT_TO, re.compile(r"RCPT|recipient (?:address )?(?:rejected|refused)", re.I)),
+    # msmtp's own words name the address: "recipient address X not accepted by the server".
+    (
+        Step.MAIL_FROM,
+        re.compile(
+            r"MAIL FROM|sender (?:address )?(?:rejected|refused)"
+            r"|envelope from address \S+ not accepted",
+            re.I,
+        ),
+    ),
+    (
+        Step.RCPT_TO,
+        re.compile(r"RCPT|recipient (?:address )?(?:\S+ )?(?:rejected|refused|not accepted)", re.I),
+    ),
     (Step.DATA, re.compile(r"\bDATA\b|message (?:rejected|refused)|\b552\b|\b554\b", re.I)),
     (Step.EHLO, re.compile(r"\bEHLO\b|\bHELO\b", re.I)),
 ]
@@ -199,10 +211,25 @@ PATTERNS: list[tuple[Step, re.Pattern[str]]] = [
 _VERIFY_ERROR = re.compile(r"^verify error:num=\d+:", re.I)
 
 
+# A tool's verdict is among its last lines; a server that sends megabytes makes a tool
+# echo a hundred thousand lines, and reading each against every pattern took seconds.
+VERDICT_LINES = 5000
+
+
+def _latest_lines(text: str) -> list[str]:
+    """The last VERDICT_LINES non-empty lines, stripped, latest first."""
+    lines = []
+    for line in reversed(text.splitlines()):
+        if line := line.strip():
+            lines.append(line)
+            if len(lines) == VERDICT_LINES:
+                break
+    return lines
+
+
 def _own_lines(text: str) -> list[str]:
     """The tool's own lines, latest first: not its echo of the dialogue, not its noise."""
-    lines = [ln.strip() for ln in reversed(text.splitlines()) if ln.strip()]
-    return [ln for ln in lines if not _DIALOGUE.match(ln) and not _NOISE.search(ln)]
+    return [ln for ln in _latest_lines(text) if not _DIALOGUE.match(ln) and not _NOISE.search(ln)]
 
 
 def key_line(text: str) -> str:
@@ -211,7 +238,7 @@ def key_line(text: str) -> str:
     The latest line naming a known failure wins, the tool's own words before
     its echo of the dialogue.
     """
-    lines = [ln.strip() for ln in reversed(text.splitlines()) if ln.strip()]
+    lines = _latest_lines(text)
     lines = [ln for ln in lines if not _NOISE.search(ln)] or lines
     own = [ln for ln in lines if not _DIALOGUE.match(ln)]
     if verify_error := next((ln for ln in own if _VERIFY_ERROR.search(ln)), None):
@@ -348,7 +375,7 @@ _NOISE = re.compile(
     r"Organization|Serial number|Fingerprints|SHA\d+(?: \(deprecated\))?|Validity|"
     r"Activation time|Expiration time):"
     r"|(?:SSL|TLS) connection using|TLS certificate ok|^Verification: OK|^Verified peername"
-    r"|^Peer certificate:|^TLS session parameters"
+    r"|^Peer certificate:|^TLS session parameters|^TLS certificate information:"
     # s-nail's printout of a certificate it accepted (-v), before any failure.
     r"|TLS \w+ fingerprint:|Certificate depth \d|Comparing subject_alt_name"
     r"|^(?:[\w.-]+: +)?(?:subject|issuer|notBefore|notAfter) = "
@@ -475,6 +502,17 @@ _REFUSALS = frozenset({Step.EHLO, Step.AUTH, Step.MAIL_FROM, Step.RCPT_TO, Step.
 _REFUSAL_REPLY = re.compile(_RECEIVED.pattern + r"([45]\d\d(?:[ -].*)?)$", re.M)
 
 
+# A server's refusal with its enhanced status code (RFC 3463), however a tool quotes it:
+# "SMTP server: 451 4.3.0 <a@b>: busy".
+_ENHANCED_REFUSAL = re.compile(r"(?<![\w.])[45]\d\d[ -][45]\.\d{1,3}\.\d{1,3}\b.*$", re.M)
+
+
+def _refusing_line(text: str) -> str:
+    """The server's last refusing reply in the transcript, or ""."""
+    found = _REFUSAL_REPLY.findall(text) or _ENHANCED_REFUSAL.findall(text)
+    return found[-1].strip()[:300] if found else ""
+
+
 def with_server_reply(detail: str, text: str) -> str:
     """The tool's words and, where they leave it out ("RCPT failed: 553"), the server's
     last refusing reply as the transcript echoes it."""
@@ -527,7 +565,40 @@ def failure(
         return timed_out_run(out, target, detail=detail)
     if step in _REFUSALS and code is None:
         detail = with_server_reply(detail, out.text)
-    return failed_at(step, target, detail, code, exit_code=out.returncode)
+    if step is Step.UNKNOWN and code is None and (crash := _crash(out)):
+        return crash
+    return staged_by_dialogue(failed_at(step, target, detail, code, exit_code=out.returncode),
+                              out.text, target)  # fmt: skip
+
+
+def _crash(out: RunOutput) -> SendResult | None:
+    """A command killed by a signal it did not ask for (a crash, the OOM killer), when
+    nothing it wrote explains its end: said as such, not "the command failed". SIGPIPE
+    is a connection the server closed, left to the words around it."""
+    if out.returncode is None or out.returncode >= 0 or -out.returncode == signal.SIGPIPE:
+        return None
+    try:
+        name = signal.Signals(-out.returncode).name
+    except ValueError:
+        name = str(-out.returncode)
+    reason = Text(gettext_noop("the command crashed (signal %(signal)s)"), {"signal": name})
+    return SendResult(ok=False, step=Step.UNKNOWN, reason=reason, reason_code="crashed",
+                      exit_code=out.returncode, detail=key_line(out.text))  # fmt: skip
+
+
+def staged_by_dialogue(result: SendResult, text: str, target: Target) -> SendResult:
+    """A failure whose words name no stage ("SMTP session failed: 451 4.3.0 ... busy")
+    at the stage the dialogue shows the server refusing, with the server's words; else
+    ``result`` as it is."""
+    if result.step is not Step.UNKNOWN or not (refusal := _refusing_line(text)):
+        return result
+    sent = dialogue_step(text)
+    if sent not in (Step.MAIL_FROM, Step.RCPT_TO, Step.DATA):
+        sent = Step.UNKNOWN  # no dialogue echoed: the stage stays open, the words do not
+    if refusal in result.detail and sent is Step.UNKNOWN:
+        return result
+    detail = result.detail if refusal in result.detail else f"{result.detail} / {refusal}"
+    return failed_at(sent, target, detail[:600], exit_code=result.exit_code)
 
 
 # --- where a timed-out command waited -------------------------------------------------

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from . import gnutls_log
 from .base import SENT, SendResult, Step, Target, Transport, tls_name
-from .classify import failure
+from .classify import failure, staged_by_dialogue
 from .run import RunOutput, run
 from .secrecy import PrivateDir, private_dir
 
@@ -46,6 +46,9 @@ class CommandTransport(Transport):
         out = gnutls_log.without_log(out) if self.gnutls_log else out
         result = self.outcome(out, target)
         result.transcript = "\n".join(t for t in (out.text, extra) if t)
+        if extra:  # mutt's dialogue is only in its debug file
+            result = staged_by_dialogue(result, result.transcript, target)
+            result.transcript = "\n".join(t for t in (out.text, extra) if t)
         if result.tls_version is None:
             result.tls_version = logged or self.reported_tls(out.text)
         return result

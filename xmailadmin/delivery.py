@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_string, policy
@@ -26,13 +28,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from outbox import spool, store
-from transports.base import SendResult, TargetError
-from transports.sending import send_in_order
+from transports.base import SendResult, TargetError, ascii_address
+from transports.sending import Item, send_all_in_order
 from transports.texts import Text, gettext_noop
 
-from . import order, relay_settings
+from . import bounces, order, recovery, relay_settings
 from .crypto import PasswordUnreadable
-from .models import Account, DeliveryAttempt, Outbox, OutboxMessage
+from .models import Account, AuditEntry, DeliveryAttempt, Outbox, OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,8 @@ class Summary:
 
 def pickup(folder: Path) -> int:
     """A row for every message in ``new/``, then the message into ``cur/``."""
+    if removed := store.sweep_tmp(folder):
+        log.warning("outbox: removed %d half-written message(s) from tmp/", removed)
     taken = 0
     for spool_id in store.dropped(folder):
         try:
@@ -138,6 +142,10 @@ def due_now() -> bool:
 
 # --- one run ---------------------------------------------------------------------------
 
+# Rows taken per round: enough to share among the workers and to fill a connection of a
+# command that carries many messages, few enough that a round ends soon.
+ROUND_ROWS = 200
+
 
 def run(folder: Path | None = None, budget_s: float = 60.0) -> Summary:
     """Take what was dropped, then deliver what is due until ``budget_s`` has passed."""
@@ -146,78 +154,133 @@ def run(folder: Path | None = None, budget_s: float = 60.0) -> Summary:
     deadline = time.monotonic() + budget_s
     tried: set[int] = set()
     while time.monotonic() < deadline:
+        # What came in meanwhile (an alert, a notice, an application's message) is
+        # taken in this run too, not only at the next wake-up.
+        summary.taken += pickup(folder)
         due = list(
             OutboxMessage.objects.filter(state=Outbox.WAITING, next_try_at__lte=timezone.now())
             .exclude(pk__in=tried)
-            .order_by("next_try_at", "id")[:50]
+            .order_by("next_try_at", "id")[:ROUND_ROWS]
         )
         if not due:
             break
-        for row in due:
-            tried.add(row.pk)
-            state = deliver(folder, row)
-            if state is not None:
-                summary.ids.append(row.pk)
-                setattr(summary, state, getattr(summary, state) + 1)
-            if time.monotonic() >= deadline:
-                break
+        tried.update(row.pk for row in due)
+        for row, state in deliver_rows(folder, due):
+            summary.ids.append(row.pk)
+            setattr(summary, state, getattr(summary, state) + 1)
     return summary
 
 
 def deliver(folder: Path, row: OutboxMessage) -> str | None:
     """One round through the order for the row's pending recipients; the row's new
     state ("delivered", "waiting", "bounced"), or None when another process has it."""
-    with store.held(folder, row.spool_id) as mine:
-        if not mine:
-            return None
-        row.refresh_from_db()  # under the lock: another process may have finished it
-        if row.state not in (Outbox.WAITING, Outbox.SENDING):
-            return None
-        loaded = store.load(folder, row.spool_id)
-        if loaded is None:
-            _finish(folder, row, Outbox.BOUNCED, GONE)
-            return "bounced"
-        row.state, row.attempts = Outbox.SENDING, row.attempts + 1
-        row.save(update_fields=["state", "attempts"])
-        _round(row, loaded[1])
-        return _settle(folder, row)
+    return next((state for _row, state in deliver_rows(folder, [row])), None)
 
 
-def _round(row: OutboxMessage, message: bytes) -> None:
-    account = Account.default()
-    keys = order.enabled_keys()
-    problem, password = None, ""
-    if account is None:
-        problem = NO_ACCOUNT
-    elif not keys:
-        problem = NO_COMMAND
-    else:
-        try:
-            password = account.decrypt_password()
-        except PasswordUnreadable:
-            problem = UNREADABLE
-    if problem is not None:
-        _note(row, problem)
-        _attempt(row, row.pending[0] if row.pending else "", None, problem)
-        return
+@dataclass
+class _Setup:
+    """What every message of a round is sent with, read once per round."""
+
+    account: Account | None
+    keys: list[str]
+    password: str = ""
+    problem: Text | None = None
+
+    @classmethod
+    def now(cls) -> _Setup:
+        setup = cls(Account.default(), order.enabled_keys())
+        if setup.account is None:
+            setup.problem = NO_ACCOUNT
+        elif not setup.keys:
+            setup.problem = NO_COMMAND
+        else:
+            try:
+                setup.password = setup.account.decrypt_password()
+            except PasswordUnreadable:
+                setup.problem = UNREADABLE
+        return setup
+
+
+def deliver_rows(folder: Path, rows: list[OutboxMessage]) -> list[tuple[OutboxMessage, str]]:
+    """One round for each row this process can take: every pending recipient through the
+    order, several mail commands at once. Each row's lock is held until the row is
+    settled; the new state of each row taken."""
+    setup = _Setup.now()
+    settled: list[tuple[OutboxMessage, str]] = []
+    with ExitStack() as locks:
+        held: dict[int, ExitStack] = {}
+        items: list[Item] = []
+        for row in rows:
+            lock = ExitStack()
+            message, state = _take(folder, row, lock)
+            if message is None:  # another process has it, or it ended here
+                lock.close()
+                if state is not None:
+                    settled.append((row, state))
+                continue
+            locks.enter_context(lock)
+            held[row.pk] = lock
+            if setup.problem is not None:
+                _note(row, setup.problem)
+                _attempt(row, row.pending[0] if row.pending else "", None, setup.problem)
+                continue
+            items += _items(row, setup, message)
+        open_items = Counter(item.tag[0].pk for item in items)
+        taken = {row.pk: row for row in rows if row.pk in held}
+
+        def heard(item: Item, result: SendResult, final: bool) -> None:
+            row, recipient = item.tag  # as submitted: the target may hold its A-label form
+            _attempt(row, recipient, result)
+            if not final:
+                return
+            _ended(row, recipient, result)
+            open_items[row.pk] -= 1
+            if open_items[row.pk] == 0:
+                settled.append((row, _settle(folder, row)))
+                held.pop(row.pk).close()
+
+        send_all_in_order(
+            items, setup.keys, relay_settings.transport_for, heard,
+            workers=settings.XMAILADMIN_OUTBOX_CONCURRENCY,
+        )  # fmt: skip
+        for pk, lock in list(held.items()):  # rows with nothing left to send
+            settled.append((taken[pk], _settle(folder, taken[pk])))
+            lock.close()
+    return settled
+
+
+def _take(folder: Path, row: OutboxMessage, lock: ExitStack) -> tuple[bytes | None, str | None]:
+    """The row's lock into ``lock``, the row marked as being sent, and its message. No
+    message when another process has the row or has finished it, or when its file is
+    gone (then the row ended here, and its state comes second)."""
+    if not lock.enter_context(store.held(folder, row.spool_id)):
+        return None, None
+    row.refresh_from_db()  # under the lock: another process may have finished it
+    if row.state not in (Outbox.WAITING, Outbox.SENDING):
+        return None, None
+    loaded = store.load(folder, row.spool_id)
+    if loaded is None:
+        _finish(folder, row, Outbox.BOUNCED, GONE)
+        return None, "bounced"
+    row.state, row.attempts = Outbox.SENDING, row.attempts + 1
+    row.save(update_fields=["state", "attempts"])
+    return loaded[1], None
+
+
+def _items(row: OutboxMessage, setup: _Setup, message: bytes) -> list[Item]:
+    items = []
     for recipient in list(row.pending):
-        _send_to(row, account, password, keys, recipient, message)
+        try:
+            target = setup.account.target(setup.password, ascii_address(recipient))
+        except TargetError as exc:  # an address no mail command may be given: permanent
+            _attempt(row, recipient, None, exc.text, permanent=True)
+            _done_with(row, recipient, bounced=True, reason=exc.text)
+            continue
+        items.append(Item((row, recipient), target, message))
+    return items
 
 
-def _send_to(row, account: Account, password: str, keys, recipient: str, message) -> None:
-    try:
-        target = account.target(password, recipient)
-    except TargetError as exc:  # an address no mail command may be given: permanent
-        _attempt(row, recipient, None, exc.text, permanent=True)
-        _done_with(row, recipient, bounced=True, reason=exc.text)
-        return
-    results = send_in_order(
-        (relay_settings.transport_for(key) for key in keys),
-        target,
-        message,
-        on_result=lambda result: _attempt(row, recipient, result),
-    )
-    last = results[-1]
+def _ended(row: OutboxMessage, recipient: str, last: SendResult) -> None:
     if last.ok:
         row.delivered_by = last.command
         _done_with(row, recipient, bounced=False, reason=last.reason)
@@ -302,12 +365,11 @@ def _finish(folder: Path, row: OutboxMessage, state: Outbox, reason: Text | None
         row.save()
     if state is Outbox.DELIVERED:
         store.remove(folder, row.spool_id)
+        recovery.after_delivery(folder, row)
     else:
         store.put_away(folder, row.spool_id)
-        if state is Outbox.BOUNCED and row.kind != "bounce":
-            from .bounces import notify  # the notice goes into the outbox like any message
-
-            notify(folder, row)
+        if state is Outbox.BOUNCED and row.kind == "message":  # never a notice for a notice
+            bounces.notify(folder, row)  # into the outbox like any message
     _status(folder, row)
 
 
@@ -331,9 +393,10 @@ def _status(folder: Path, row: OutboxMessage) -> None:
 # --- by hand (pages and manage.py) -----------------------------------------------------
 
 
-def retry(row: OutboxMessage, folder: Path | None = None) -> bool:
+def retry(row: OutboxMessage, folder: Path | None = None, *, by=None, how: str = "") -> bool:
     """Due now; a bounced message gets its bounced recipients back. False when the
-    message file is gone (delivered or discarded)."""
+    message file is gone (delivered or discarded). Audited as done ``by`` a user (None:
+    the system, such as manage.py), ``how`` saying through what."""
     folder = folder or root()
     row.refresh_from_db()  # a page's row may be older than the delivery's last word
     if row.state in (Outbox.DELIVERED, Outbox.SENDING):
@@ -345,11 +408,13 @@ def retry(row: OutboxMessage, folder: Path | None = None) -> bool:
         row.finished_at = None
     row.state, row.next_try_at = Outbox.WAITING, timezone.now()
     row.save(update_fields=["pending", "bounced_to", "finished_at", "state", "next_try_at"])
+    _audit(row, AuditEntry.Action.OUTBOX_RETRY, by, how)
     return True
 
 
-def discard(row: OutboxMessage, folder: Path | None = None) -> bool:
-    """Gone for good; False while a delivery is sending it (try again in a moment)."""
+def discard(row: OutboxMessage, folder: Path | None = None, *, by=None, how: str = "") -> bool:
+    """Gone for good; False while a delivery is sending it (try again in a moment).
+    Audited as :func:`retry` is."""
     folder = folder or root()
     in_cur = (folder / "cur" / row.spool_id).exists()
     if in_cur and not store.is_free(folder, row.spool_id):  # a delivery has it right now
@@ -358,4 +423,15 @@ def discard(row: OutboxMessage, folder: Path | None = None) -> bool:
     row.save(update_fields=["state", "finished_at", "next_try_at"])
     store.forget(folder, row.spool_id)
     store.drop_status(folder, row.spool_id)
+    _audit(row, AuditEntry.Action.OUTBOX_DISCARD, by, how)
     return True
+
+
+def _audit(row: OutboxMessage, action: str, by, how: str) -> None:
+    """Who to whom and the subject: what an auditor needs to know which mail it was."""
+    detail = f"{row.sender} → {', '.join(row.recipients)}"
+    if row.subject:
+        detail += f" · {row.subject}"
+    if how:
+        detail += f" ({how})"
+    AuditEntry.record(by, action, target=row.spool_id, detail=detail[:1000])

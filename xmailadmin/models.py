@@ -609,6 +609,8 @@ class AuditEntry(models.Model):
         RELAY_NOT_APPLIED = "relay_not_applied", _("Relay configuration not written")
         OUTBOX_RETRY = "outbox_retry", _("Outbox message retried")
         OUTBOX_DISCARD = "outbox_discard", _("Outbox message discarded")
+        OUTBOX_ALERT = "outbox_alert", _("Alert: mail works again")
+        ADMIN_ADDRESS = "admin_address", _("Admin address set")
 
     BURST_ACTIONS = frozenset({Action.ORDER_CHANGED})
     BURST = timedelta(seconds=60)
@@ -798,7 +800,8 @@ class OutboxMessage(OnServer):
     state = models.CharField(
         max_length=16, choices=Outbox.choices, default=Outbox.WAITING, db_index=True
     )
-    kind = models.CharField(max_length=16, default="message")  # "bounce": our own notice
+    # "bounce", "alert": our own notices, never answered by another notice
+    kind = models.CharField(max_length=16, default="message")
     sender = models.CharField(max_length=998)  # as the application gave it (-f, or user@host)
     recipients = models.JSONField(default=list)
     pending = models.JSONField(default=list)  # recipients not yet delivered nor bounced

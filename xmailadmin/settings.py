@@ -297,6 +297,8 @@ XMAILADMIN_OUTBOX_MAX_BACKOFF = envint("XMAILADMIN_OUTBOX_MAX_BACKOFF", 4000, mi
 XMAILADMIN_OUTBOX_LIFETIME = envint("XMAILADMIN_OUTBOX_LIFETIME", 5 * 86400, minimum=1)
 # The worker looks into the outbox this often even when no submitter woke it.
 XMAILADMIN_OUTBOX_SCAN = envint("XMAILADMIN_OUTBOX_SCAN", 30, minimum=1)
+# Mail commands run at once by one delivery (each a process mostly waiting on the server).
+XMAILADMIN_OUTBOX_CONCURRENCY = envint("XMAILADMIN_OUTBOX_CONCURRENCY", 4, minimum=1)
 # A message waiting longer than this is a warning on the dashboard.
 XMAILADMIN_OUTBOX_WARN_AGE = envint("XMAILADMIN_OUTBOX_WARN_AGE", 1800, minimum=1)
 

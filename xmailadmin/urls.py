@@ -57,6 +57,7 @@ urlpatterns = [
     path("order/reset/", views.order_reset, name="order-reset"),
     path("history/", views.history, name="history"),
     path("outbox/", views.outbox, name="outbox"),
+    path("outbox/admin-address/", views.outbox_admin_address, name="outbox-admin-address"),
     path("outbox/<int:message_id>/", views.outbox_message, name="outbox-message"),
     path("outbox/<int:message_id>/row/", views.outbox_row, name="outbox-row"),
     path("outbox/<int:message_id>/tries/", views.outbox_tries, name="outbox-tries"),

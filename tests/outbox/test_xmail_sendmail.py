@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from outbox.spool import prepare, read
+from outbox.spool import prepare, read, write_admin_address
 
 REPO = Path(__file__).resolve().parents[2]
 ENTRY = REPO / "bin" / "xmail-sendmail"
@@ -109,7 +109,8 @@ def test_flags_every_sendmail_accepts_are_ignored(outbox, flag):
         (["-f"], MESSAGE, 64, "-f needs a value"),
         ([], b"To: b@example.net\n\nno recipient named\n", 65, "no recipient"),
         (["b@example.net"], b"To b@example.net\n\nbody\n", 65, "header line without a colon"),
-        (["not-an-address"], MESSAGE, 65, "not an address"),
+        (["not an@address"], MESSAGE, 65, "not an address"),
+        (["root"], MESSAGE, 65, "root: a local user, and no admin address is set"),
     ],
 )
 def test_bad_flags_and_bad_messages_get_their_exit_code_and_nothing_is_kept(
@@ -234,3 +235,16 @@ def test_crons_body_type_flag_is_accepted(outbox, flags):
     assert result.returncode == 0, result.stderr
     [path] = (outbox / "new").iterdir()
     assert read(path)[0].recipients == ["admin@example.org"]
+
+
+def test_crons_mail_to_root_goes_to_the_admin_address(outbox):
+    write_admin_address(outbox, "admin@example.org")
+    cron = b"From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@host> run-parts\n\nout\n"
+
+    result = send(outbox, "-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root", stdin=cron)
+
+    assert result.returncode == 0, result.stderr
+    [path] = (outbox / "new").iterdir()
+    envelope, kept = read(path)
+    assert envelope.recipients == ["admin@example.org"]
+    assert b"To: root\n" in kept  # the header stays as cron wrote it

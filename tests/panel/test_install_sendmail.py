@@ -42,6 +42,7 @@ def alternatives(box: Path) -> list[str]:
     return [
         "--altdir", str(box / "alt"), "--admindir", str(box / "adm"),
         "--sendmail-path", str(box / "usr-sbin" / "sendmail"), "--log", str(box / "alt.log"),
+        "--lib-sendmail-path", str(box / "usr-lib" / "sendmail"),
     ]  # fmt: skip
 
 
@@ -170,6 +171,7 @@ def test_a_plain_sendmail_file_is_refused(box):
 def test_as_sendmail_through_alternatives_submits_and_remove_undoes_it(box, settings):
     outbox = Path(settings.XMAILADMIN_OUTBOX)
     link, sendmail = box / "sbin" / "xmail-sendmail", box / "usr-sbin" / "sendmail"
+    lib_sendmail = box / "usr-lib" / "sendmail"
 
     out = install(box, "--as-sendmail", *alternatives(box))
 
@@ -177,18 +179,21 @@ def test_as_sendmail_through_alternatives_submits_and_remove_undoes_it(box, sett
     assert os.readlink(sendmail) == str(box / "alt" / "sendmail")
     assert os.readlink(box / "alt" / "sendmail") == str(link)
     assert os.readlink(link) == str(ENTRY) and os.path.realpath(sendmail) == str(ENTRY)
-    result = run_sendmail(sendmail, outbox, "-t", "-i", subject="Als sendmail")
-    assert result.returncode == 0, result.stderr
-    [(envelope, body)] = dropped(outbox)
-    assert envelope.recipients == ["rcpt@example.net"] and b"Subject: Als sendmail" in body
+    assert os.path.realpath(lib_sendmail) == str(ENTRY)  # the old path programs still call
+    for program in (sendmail, lib_sendmail):
+        result = run_sendmail(program, outbox, "-t", "-i", subject="Als sendmail")
+        assert result.returncode == 0, result.stderr
+    assert [(e.recipients, b"Subject: Als sendmail" in body) for e, body in dropped(outbox)] == [
+        (["rcpt@example.net"], True)
+    ] * 2
     assert "alternative already: unchanged" in install(box, "--as-sendmail", *alternatives(box))
 
     removed = install(box, "--remove", *alternatives(box))
 
     assert not os.path.lexists(sendmail) and not os.path.lexists(box / "alt" / "sendmail")
-    assert not os.path.lexists(link)
+    assert not os.path.lexists(lib_sendmail) and not os.path.lexists(link)
     assert f"kept the outbox {outbox}" in removed
-    assert len(dropped(outbox)) == 1  # the message waits on, for the delivery
+    assert len(dropped(outbox)) == 2  # the message waits on, for the delivery
     again = install(box, "--remove", *alternatives(box))
     assert "nothing to undo there" in again and "nothing to remove" in again
 
@@ -202,3 +207,26 @@ def test_remove_keeps_a_file_that_is_not_our_link(box):
 
     assert f"{link} is a link to /usr/sbin/sendmail, not our link: kept" in out
     assert os.readlink(link) == "/usr/sbin/sendmail"
+
+
+def test_an_admin_address_takes_mail_for_root(box, settings):
+    outbox = Path(settings.XMAILADMIN_OUTBOX)
+    assert "no admin address is set" in install(box)
+
+    out = install(box, "--admin-address", "admin@example.org")
+
+    assert "mail to a local user (root, from cron) goes to admin@example.org" in out
+    assert mode(outbox / spool.ADMIN_ADDRESS) == 0o644  # every submitter reads it
+    result = run_sendmail(box / "sbin" / "xmail-sendmail", outbox, "root", subject="Cron")
+    assert result.returncode == 0, result.stderr
+    [(envelope, _)] = dropped(outbox)
+    assert envelope.recipients == ["admin@example.org"]
+    assert "goes to admin@example.org" in install(box)  # kept by a run without the option
+
+
+def test_an_admin_address_that_is_no_address_changes_nothing(box, settings):
+    with pytest.raises(CommandError, match="'root' is not an e-mail address; nothing was"):
+        install(box, "--admin-address", "root")
+
+    assert not os.path.lexists(box / "sbin" / "xmail-sendmail")
+    assert not os.path.lexists(Path(settings.XMAILADMIN_OUTBOX) / spool.ADMIN_ADDRESS)

@@ -4,14 +4,18 @@ told), a 4xx retried on the schedule, every attempt recorded."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.utils import timezone, translation
-from outbox_helpers import message, sendmail, use_order
+from outbox_helpers import ENTRY, message, sendmail, use_order
 
-from outbox import spool
+from outbox import spool, store
 from xmailadmin import delivery
 from xmailadmin.models import DeliveryAttempt, Outbox, OutboxMessage
 
@@ -166,3 +170,125 @@ def test_a_message_still_refused_when_its_lifetime_ends_is_bounced(outbox, accou
                                                    (30, 4000)])  # fmt: skip
 def test_the_retry_schedule_is_postfixs(attempts, seconds):
     assert delivery.backoff(attempts).total_seconds() == seconds
+
+
+def test_many_messages_at_once_each_arrive_once_with_their_fallback(outbox, account, smtp):
+    # Several mail commands run at once (XMAILADMIN_OUTBOX_CONCURRENCY): each message is
+    # still tried in the order, recorded attempt by attempt, and sent exactly once.
+    use_order("snail15", "msmtp")
+    subjects = [f"Gleichzeitig {i}" for i in range(8)]
+    for subject in subjects:
+        result = sendmail(outbox, "-f", "app@example.org", "rcpt@example.net",
+                          stdin=message(subject))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+
+    summary = delivery.run(outbox)
+
+    assert summary.delivered == 8
+    smtp.wait_for(8)
+    for subject in subjects:
+        assert len(smtp.find("Subject", subject)) == 1, subject
+    for row in OutboxMessage.objects.all():
+        assert row.state == Outbox.DELIVERED and row.delivered_by == "msmtp"
+        assert [(t.command, t.ok) for t in row.tries.all()] == [("snail15", False), ("msmtp", True)]
+
+
+def test_an_international_domain_goes_out_in_its_ascii_form(outbox, account, smtp):
+    use_order("curl")
+    submit(outbox, "Umlaut-Domain", to="info@straße-bücher.de")
+
+    delivery.run(outbox)
+
+    got = smtp.wait_for(lambda r: "Umlaut-Domain" in r.raw.decode())
+    assert got.rcpt_tos == ["info@xn--strae-bcher-y6a49a.de"]  # IDNA 2008: ß stays
+    assert "straße-bücher.de".encode("idna") != b"xn--strae-bcher-y6a49a.de"  # 2003: ss
+    row = OutboxMessage.objects.get()
+    assert row.state == Outbox.DELIVERED and row.recipients == ["info@straße-bücher.de"]
+    assert [t.recipient for t in row.tries.all()] == ["info@straße-bücher.de"]
+
+
+def test_a_mailbox_name_beyond_ascii_bounces_with_the_reason(outbox, account, smtp):
+    use_order("curl")
+    submit(outbox, "Umlaut-Postfach", to="jürgen@example.net")
+
+    delivery.run(outbox)
+
+    row = OutboxMessage.objects.get(kind="message")
+    assert row.state == Outbox.BOUNCED and row.bounced_to == ["jürgen@example.net"]
+    assert "needs SMTPUTF8" in row.reason
+    assert [(t.command, t.permanent) for t in row.tries.all()] == [("", True)]  # no command
+    assert smtp.find("Subject", "Umlaut-Postfach") == []
+
+
+def killed_while_writing(outbox: Path, data: bytes) -> bool:
+    """xmail-sendmail given ``data``, and SIGKILL as soon as its file is in tmp/; False
+    when it was quicker than that (its message is then removed again)."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ENTRY), "-f", "app@example.org", "-i", "rcpt@example.net"],
+        stdin=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        env={**os.environ, "XMAILADMIN_OUTBOX": str(outbox)},
+    )  # fmt: skip
+    proc.stdin.write(data)
+    proc.stdin.close()
+    deadline = time.monotonic() + 30
+    while not any((outbox / "tmp").iterdir()) and proc.poll() is None:
+        assert time.monotonic() < deadline, "xmail-sendmail never started writing"
+    proc.kill()
+    proc.wait()
+    if proc.returncode == -9 and any((outbox / "tmp").iterdir()):
+        return True
+    for path in (outbox / "new").iterdir():
+        path.unlink()
+    return False
+
+
+def test_xmail_sendmail_killed_mid_write_leaves_nothing_to_send(outbox, account, smtp):
+    use_order("curl")
+    big = message("Halb geschrieben") + b"x" * (24 * 1024 * 1024) + b"\n"
+    # Writing and syncing 24 MB takes long enough to be caught; a quicker run is tried again.
+    assert any(killed_while_writing(outbox, big) for _ in range(5))
+    [half] = (outbox / "tmp").iterdir()
+    assert list((outbox / "new").iterdir()) == []  # only a rename makes a message
+
+    assert delivery.run(outbox).taken == 0
+    assert not OutboxMessage.objects.exists() and smtp.messages() == []
+    old = time.time() - store.STALE_TMP_S - 1
+    os.utime(half, (old, old))
+    delivery.run(outbox)
+    assert list((outbox / "tmp").iterdir()) == []  # swept as Maildir does, after 36 h
+
+
+# A curl whose TLS library cannot speak TLS 1.2 answers as curl does (exit 35), and one
+# whose binary is broken dies of a signal: both are failures of the way, not of the
+# message, so the next command delivers.
+BROKEN_CURLS = {
+    "wrong-tls": "echo 'curl: (35) error:0A00042E:SSL routines::tlsv1 alert protocol version' >&2\n"
+    "exit 35\n",
+    "broken-binary": "kill -SEGV $$\n",
+}
+
+
+@pytest.mark.parametrize("fault", BROKEN_CURLS)
+def test_a_first_command_that_fails_falls_back_to_the_next(
+    outbox, account, smtp, tmp_path, monkeypatch, fault
+):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "curl").write_text("#!/bin/sh\n" + BROKEN_CURLS[fault])
+    (bin_dir / "curl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    use_order("curl", "python3")
+    spool_id = submit(outbox, f"Rückfall {fault}")
+
+    delivery.run(outbox)
+
+    got = smtp.wait_for(lambda r: f"Rückfall {fault}" in r.raw.decode())
+    assert got.rcpt_tos == ["rcpt@example.net"]
+    row = OutboxMessage.objects.get(spool_id=spool_id)
+    assert row.state == Outbox.DELIVERED and row.delivered_by == "python3"
+    first, second = row.tries.all()
+    assert (first.command, first.ok, first.permanent) == ("curl", False, False)
+    assert first.step == {"wrong-tls": "tls", "broken-binary": "unknown"}[fault], first.reason
+    said = {"wrong-tls": "no TLS version in common", "broken-binary": "crashed (signal SIGSEGV)"}
+    assert said[fault] in first.reason
+    assert second.ok

@@ -414,3 +414,45 @@ def test_an_administrator_retries_and_discards_in_the_browser_without_a_reload(
     gone.locator("text=Nachricht verworfen").wait_for()
     assert row_of(other.spool_id).state == Outbox.DISCARDED
     assert page.evaluate("window.__noReload") is True
+
+
+# --- the admin address -------------------------------------------------------------------
+
+
+def test_an_admin_sets_the_admin_address_that_xmail_sendmail_reads(admin_web, outbox, panel_admin):
+    html = text(admin_web.get(reverse("outbox")))
+    assert "Keine gesetzt: Post an root wird abgelehnt" in html
+
+    response = admin_web.post(reverse("outbox-admin-address"), {"address": "ops@example.org"},
+                              follow=True)  # fmt: skip
+
+    assert "Admin-Adresse gespeichert: ops@example.org" in text(response)
+    assert (outbox / "adminaddr").read_text() == "ops@example.org\n"
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.ADMIN_ADDRESS)
+    assert (entry.target, entry.user) == ("ops@example.org", panel_admin)
+    result = sendmail(outbox, "root", stdin=message("Cron-Ausgabe", "root"))
+    assert result.returncode == 0, result.stderr  # cron's mail to root is taken now
+
+
+def test_a_bad_admin_address_is_refused_and_kept_in_the_field(admin_web, outbox):
+    (outbox / "adminaddr").write_text("ops@example.org\n")
+
+    response = admin_web.post(reverse("outbox-admin-address"), {"address": "ops at example"})
+
+    assert response.status_code == 400
+    html = text(response)
+    assert "„ops at example“ ist keine E-Mail-Adresse: nichts wurde geändert." in html
+    assert 'value="ops at example"' in html
+    assert (outbox / "adminaddr").read_text() == "ops@example.org\n"
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.ADMIN_ADDRESS).exists()
+
+
+def test_support_sees_the_admin_address_but_cannot_set_it(support_web, outbox):
+    (outbox / "adminaddr").write_text("ops@example.org\n")
+    html = text(support_web.get(reverse("outbox")))
+    assert "ops@example.org" in html and 'name="address"' not in html
+
+    response = support_web.post(reverse("outbox-admin-address"), {"address": "evil@example.org"})
+
+    assert response.status_code == 403
+    assert (outbox / "adminaddr").read_text() == "ops@example.org\n"

@@ -26,6 +26,7 @@ import ssl
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -229,6 +230,15 @@ class _Handler:
         self.port = port
         self._owner = owner
 
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+        responses: list[str],
+    ) -> list[str]:  # fmt: skip
+        session.host_name = hostname
+        if self._owner.offer_auth:
+            return responses
+        return [r for r in responses if not r[4:].upper().startswith("AUTH")]
+
     async def handle_RCPT(
         self,
         server: SMTP,
@@ -288,6 +298,7 @@ class SmtpTestServer:
         password: str = DEFAULT_PASSWORD,
         senders: Iterable[str] = DEFAULT_SENDERS,
         auth_required: bool = True,
+        offer_auth: bool = True,
         data_size_limit: int = DATA_SIZE_LIMIT,
         idle_timeout: float = IDLE_TIMEOUT,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
@@ -300,6 +311,8 @@ class SmtpTestServer:
         self.senders = frozenset(s.lower() for s in senders)
         # False: AUTH is offered but MAIL is taken without it, as an open relay would.
         self.auth_required = auth_required
+        # False (with auth_required False): no AUTH in the EHLO reply, mail from anyone.
+        self.offer_auth = offer_auth
         self.host = HOST
         self.data_size_limit = data_size_limit
         self.idle_timeout = idle_timeout
@@ -311,6 +324,9 @@ class SmtpTestServer:
         # True: a message's DATA waits (before the 250) until it is False again.
         self.hold_data = False
         self.data_started = 0
+        # AUTH commands by the client's address ("127.0.0.1:PORT", as Received.peer): a
+        # client that sends many messages over one connection must log in once.
+        self.auth_attempts: Counter[str] = Counter()
         self._messages: list[Received] = []
         self._changed = threading.Condition()
         self._count = 0
@@ -458,6 +474,8 @@ class SmtpTestServer:
         mechanism: str,
         auth_data: Any,
     ) -> AuthResult:
+        with self._changed:
+            self.auth_attempts[_format_peer(session.peer)] += 1
         ok = (
             isinstance(auth_data, LoginPassword)
             and hmac.compare_digest(auth_data.login, self.user.encode())
@@ -530,9 +548,11 @@ class SmtpTestServer:
             return list(self._messages)
 
     def clear(self) -> None:
-        """Forget messages in memory; files stay, and numbering goes on, so none clash."""
+        """Forget messages and AUTH attempts; files stay, and numbering goes on, so none
+        clash."""
         with self._changed:
             self._messages.clear()
+            self.auth_attempts.clear()
 
     def find(self, header_name: str, value: str) -> list[Received]:
         return [m for m in self.messages() if m.has_header(header_name, value)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from ..base import Target
+from ..cert_probe import offers_login
 from ..detection import linked_tls
 from ..run import RunOutput, run, which
 from ..texts import Text, gettext_noop
@@ -354,7 +355,26 @@ class PostfixRelay(RelayBase):
             self._command("postqueue"),
             self._command("postsuper"),
             target,
+            logged_in=lambda: self.logged_in(target),
         )
+
+    def logged_in(self, target: Target) -> bool | None:
+        """Whether a delivery just made logged in as ``target.user``; None when it cannot
+        be told (the password map needs root). postfix logs no outbound login, so it is
+        inferred: SASL on, the relayhost's map entry for that user, and a server that
+        offers AUTH (cert_probe.offers_login), since postfix then always logs in and a
+        refused login defers the mail (tested)."""
+        status = RelayStatus(mta=self.mta, installed=True, config_path=self.main_cf)
+        status.settings = self.postconf(*SETTINGS)
+        self._relay_entries(status)
+        if status.settings.get("smtp_sasl_auth_enable") != "yes":
+            return False
+        user = status.settings.get("relay_sasl_user")
+        if user is None:
+            return None if status.notes else False
+        if user != target.user:
+            return False
+        return offers_login(target)
 
     def sendmail_path(self) -> str:
         found = self.postconf("sendmail_path") if os.path.isfile(self.main_cf) else {}

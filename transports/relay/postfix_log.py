@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..base import Target
 from ..run import run
@@ -54,8 +54,11 @@ class PostfixFollower:
         postqueue: Sequence[str],
         postsuper: Sequence[str],
         target: Target,
+        logged_in: Callable[[], bool | None] | None = None,
     ) -> None:
         self._tail = LogTail(log_path)
+        # Asked once the message is delivered: postfix's log does not say it logged in.
+        self._logged_in = logged_in
         self._postqueue = list(postqueue)
         self._postsuper = list(postsuper)
         self._target = target
@@ -106,6 +109,8 @@ class PostfixFollower:
         if state is QueueState.DELIVERED and pid in self._tls:
             trust, proto = self._tls[pid]
             tracking.tls_version, tracking.tls_verified = proto, trust == "Verified"
+        if state is QueueState.DELIVERED and self._logged_in is not None:
+            tracking.authenticated = self._logged_in()
 
     # -- the queue --
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 # -*- coding: utf-8 -*-
-"""Send one message over SMTP with TLS and AUTH; shipped with xmailadmin.
+"""Send messages over SMTP with TLS and AUTH; shipped with xmailadmin.
 
 Runs on Python 2.7 and 3.x alike (older servers still have only ``python``
 2.7), so: no f-strings, no type hints, and our own TLS wrapping, because
@@ -12,6 +12,14 @@ The password never comes through argv: it is read from --password-file
 Prints the SMTP dialogue to stderr (long lines cut) and, as the last line
 of stdout, ``XMAILADMIN-RESULT {json}``. Exit codes: 0 sent, 2 usage,
 3 AUTH, 4 TLS, 5 connect, 6 MAIL FROM, 7 RCPT TO, 8 DATA, 9 EHLO, 10 timeout.
+
+``--batch FILE`` instead of ``--to`` and ``--message`` sends many messages over
+one connection (one TLS handshake, one AUTH). FILE holds one JSON object a line,
+``{"to": "rcpt@example", "message": "/path/to/file.eml"}``. Before the dialogue
+of item N (0-based) stderr gets the line ``XMAILADMIN-ITEM N``; when item N ends,
+stdout gets ``XMAILADMIN-RESULT {json}`` with ``"item": N``. A refusal (4xx/5xx)
+fails its item only; a failure of the connection fails the item under way and
+all after it. The exit code is that of the first failed item, 0 when all went.
 """
 from __future__ import print_function
 
@@ -33,6 +41,9 @@ OWN_IP_CHECK = sys.version_info < (3, 5)
 REPLY_LIMIT = 64 * 1024
 EXIT = {"done": 0, "auth": 3, "tls": 4, "connect": 5, "mail_from": 6, "rcpt_to": 7,
         "data": 8, "ehlo": 9, "timeout": 10}
+RESULT_PREFIX = "XMAILADMIN-RESULT "
+ITEM_MARKER = "XMAILADMIN-ITEM %d"
+TEXT = type(u"")  # unicode on 2.7, where json gives unicode and argv gives bytes
 
 
 class CutLines(object):
@@ -205,48 +216,188 @@ def tls_version(client):
     return sock.version() if hasattr(sock, "version") else None
 
 
-def send(args, password, message):
-    """Return (result, exception); result["step"] is where it stopped, "done" when sent."""
+def new_client(args):
     client = Client(tls_context(args.ca_file, not args.insecure), args.host, args.mode == "smtps",
                     args.timeout, args.helo)
     client.set_debuglevel(1)
-    tls = None
-    try:
-        client.connect(args.host, args.port)
+    return client
+
+
+def open_session(client, args, password):
+    """Connect, TLS, EHLO and AUTH; return the TLS version."""
+    client.connect(args.host, args.port)
+    client.at("ehlo")
+    client.ehlo()
+    if args.mode == "starttls":
+        client.at("tls")
+        client.starttls_verified()
         client.at("ehlo")
         client.ehlo()
-        if args.mode == "starttls":
-            client.at("tls")
-            client.starttls_verified()
-            client.at("ehlo")
-            client.ehlo()
-        tls = tls_version(client)
-        client.at("auth")
-        login(client, args.user, password)
-        client.at("mail_from")
-        client.mail(args.sender)
-        client.at("rcpt_to")
-        code, reply = client.rcpt(args.recipient)
-        if code not in (250, 251):
-            raise smtplib.SMTPRecipientsRefused({args.recipient: (code, reply)})
-        client.at("data")
-        code, reply = client.data(message)
-        if code != 250:
-            raise smtplib.SMTPDataError(code, reply)
-        client.stage = "done"
-        try:
-            client.quit()
-        except (smtplib.SMTPException, socket.error):
-            pass  # the message is accepted; a rude goodbye does not undo that
-        return {"step": "done", "tls_version": tls}, None
-    except socket.timeout as exc:
-        return timed_out(client, tls), exc
-    except (ssl.SSLError, getattr(ssl, "CertificateError", ssl.SSLError)) as exc:
-        return {"step": "tls", "tls_version": tls}, exc
-    except Exception as exc:  # every other failure belongs to the step it happened in
-        if "timed out" in str(exc):  # smtplib turns a read timeout into "disconnected"
-            return timed_out(client, tls), exc
-        return {"step": client.stage, "tls_version": tls}, exc
+    tls = tls_version(client)
+    client.at("auth")
+    login(client, args.user, password)
+    return tls
+
+
+def deliver(client, sender, recipient, message):
+    """MAIL FROM, RCPT TO and DATA of one message; raises at the first refusal."""
+    client.at("mail_from")
+    code, reply = client.mail(sender)
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    client.at("rcpt_to")
+    code, reply = client.rcpt(recipient)
+    if code not in (250, 251):
+        raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+    client.at("data")
+    code, reply = client.data(message)
+    if code != 250:
+        raise smtplib.SMTPDataError(code, reply)
+    client.stage = "done"
+
+
+def quit_quietly(client):
+    try:
+        client.quit()
+    except (smtplib.SMTPException, socket.error):
+        pass  # what was accepted stays accepted; a rude goodbye does not undo that
+
+
+def failed(client, tls, exc):
+    """The result of a failure, by the step it happened in, with the server's words."""
+    if isinstance(exc, socket.timeout):
+        state = timed_out(client, tls)
+    elif isinstance(exc, (ssl.SSLError, getattr(ssl, "CertificateError", ssl.SSLError))):
+        state = {"step": "tls", "tls_version": tls}
+    elif "timed out" in str(exc):  # smtplib turns a read timeout into "disconnected"
+        state = timed_out(client, tls)
+    else:  # every other failure belongs to the step it happened in
+        state = {"step": client.stage, "tls_version": tls}
+    state["error"] = described(exc)
+    print(state["error"], file=sys.stderr)
+    return state
+
+
+def refused(exc):
+    """Whether the server refused with a reply of its own (4xx/5xx), after which the
+    connection serves the next message; anything else (a closed connection, a timeout,
+    a reply that is no SMTP) leaves the dialogue in a state nobody knows."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
+        code = list(exc.recipients.values())[0][0]
+    elif isinstance(exc, smtplib.SMTPResponseException):
+        code = exc.smtp_code
+    else:
+        return False
+    return 400 <= code < 600
+
+
+def send(args, password, message):
+    """The result of one send; result["step"] is where it stopped, "done" when sent."""
+    client = new_client(args)
+    tls = None
+    try:
+        tls = open_session(client, args, password)
+        deliver(client, args.sender, args.recipient, message)
+    except Exception as exc:
+        return failed(client, tls, exc)
+    quit_quietly(client)
+    return {"step": "done", "tls_version": tls}
+
+
+def read_message(path):
+    with open(path, "rb") as fh:
+        # smtplib sends bytes as they are: bare LFs would reach the server.
+        return fh.read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def read_batch(path):
+    """The items of a batch file; ValueError names the line that is no item."""
+    items = []
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line.decode("utf-8"))
+            except ValueError:  # UnicodeDecodeError is one too
+                item = None
+            if not (isinstance(item, dict)
+                    and all(isinstance(item.get(k), TEXT) for k in ("to", "message"))):
+                raise ValueError('line %d of the batch file is no {"to": ..., "message": ...}'
+                                 % number)
+            if PY2:  # 2.7's smtplib and ssl want native strings
+                item = {"to": item["to"].encode("utf-8"), "message": item["message"]}
+            items.append(item)
+    if not items:
+        raise ValueError("the batch file holds no item")
+    return items
+
+
+def report(state, item=None):
+    """One result line; flushed at once, so what ended before a kill is still known."""
+    if item is not None:
+        state = dict(state, item=item)
+    sys.stderr.flush()
+    sys.stdout.write(RESULT_PREFIX + json.dumps(state, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def send_batch(args, password, items):
+    """Every item over one connection, each reported as it ends; the results in order."""
+    client = new_client(args)
+    tls = None
+    try:
+        tls = open_session(client, args, password)
+    except Exception as exc:
+        # Nothing of any item was sent: every one has this result.
+        state = failed(client, tls, exc)
+        for n in range(len(items)):
+            report(state, n)
+        return [state] * len(items)
+    results = []
+    ended = None  # the failure that ended the connection: the result of every later item
+    in_transaction = False  # a failed item may have left MAIL FROM / RCPT TO open: RSET first
+    for n, item in enumerate(items):
+        print(ITEM_MARKER % n, file=sys.stderr)
+        if ended is not None:
+            print("[xmailadmin] not sent: the connection ended before this message",
+                  file=sys.stderr)
+            state = ended
+        else:
+            state = send_item(client, args.sender, item, tls, in_transaction)
+            in_transaction = state["step"] != "done"
+            if state.pop("ended", False):
+                ended = state
+        report(state, n)
+        results.append(state)
+    if ended is None:
+        quit_quietly(client)
+    else:
+        client.close()
+    return results
+
+
+def send_item(client, sender, item, tls, in_transaction):
+    """One item of a batch; "ended": True in the result when the connection is lost."""
+    try:
+        message = read_message(item["message"])
+    except (IOError, OSError) as exc:  # nothing was sent: the next item goes on as usual
+        state = {"step": "config", "tls_version": tls, "error": described(exc)}
+        print(state["error"], file=sys.stderr)
+        return state
+    try:
+        if in_transaction:
+            client.at("mail_from")  # the RSET readies the next MAIL FROM
+            code, reply = client.rset()
+            if code != 250:
+                raise smtplib.SMTPResponseException(code, reply)
+        deliver(client, sender, item["to"], message)
+    except Exception as exc:
+        state = failed(client, tls, exc)
+        if not refused(exc):
+            state["ended"] = True
+        return state
+    return {"step": "done", "tls_version": tls}
 
 
 def timed_out(client, tls):
@@ -276,25 +427,31 @@ def main(argv=None):
     parser.add_argument("--user", required=True)
     parser.add_argument("--password-file", required=True)
     parser.add_argument("--from", dest="sender", required=True)
-    parser.add_argument("--to", dest="recipient", required=True)
+    parser.add_argument("--to", dest="recipient")
     parser.add_argument("--ca-file")
     parser.add_argument("--insecure", action="store_true", help="do not check the certificate")
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--helo", default=socket.getfqdn())
-    parser.add_argument("--message", required=True, help="file with the RFC 5322 message")
+    parser.add_argument("--message", help="file with the RFC 5322 message")
+    parser.add_argument("--batch", help='file with one {"to": ..., "message": ...} a line')
     args = parser.parse_args(argv)
+    single = args.recipient is not None and args.message is not None
+    if single == (args.batch is not None) or (args.recipient is None) != (args.message is None):
+        parser.error("give either --to and --message, or --batch")
     args.mode = args.mode or ("smtps" if args.port == 465 else "starttls")
+    if args.batch is not None:
+        try:
+            items = read_batch(args.batch)
+        except (IOError, OSError, ValueError) as exc:
+            parser.error(str(exc))
     sys.stderr = smtplib.stderr = CutLines(sys.stderr)  # 2.7's smtplib prints to its own name
     password = read_password(args.password_file)
-    with open(args.message, "rb") as fh:
-        # smtplib sends bytes as they are: bare LFs would reach the server.
-        message = fh.read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-    state, exc = send(args, password, message)
-    if exc is not None:
-        state["error"] = described(exc)
-        print(state["error"], file=sys.stderr)
-    print("XMAILADMIN-RESULT " + json.dumps(state, sort_keys=True))
-    return EXIT.get(state["step"], 1)
+    if args.batch is None:
+        state = send(args, password, read_message(args.message))
+        report(state)
+        return EXIT.get(state["step"], 1)
+    failures = [s for s in send_batch(args, password, items) if s["step"] != "done"]
+    return EXIT.get(failures[0]["step"], 1) if failures else 0
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from .history import history
 from .order import order, order_move, order_reset, order_toggle
 from .outbox import (
     outbox,
+    outbox_admin_address,
     outbox_discard,
     outbox_message,
     outbox_retry,
@@ -51,6 +52,7 @@ __all__ = [
     "order_reset",
     "order_toggle",
     "outbox",
+    "outbox_admin_address",
     "outbox_discard",
     "outbox_message",
     "outbox_retry",

@@ -17,7 +17,9 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.core.validators import validate_email
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -28,6 +30,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, npgettext_lazy, pgettext
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
+
+from outbox import spool
 
 from .. import delivery, health, tasks
 from ..models import PERM_CHANGE, PERM_VIEW, AuditEntry, Outbox, OutboxMessage
@@ -169,6 +173,10 @@ def _filters(current: str) -> list[dict]:
 @require_GET
 @panel_view(PERM_VIEW)
 def outbox(request: HttpRequest) -> HttpResponse:
+    return render(request, "panel/outbox.html", _listing(request))
+
+
+def _listing(request: HttpRequest, **more) -> dict:
     current = request.GET.get("state", DEFAULT_FILTER)
     if current not in FILTERS:
         current = DEFAULT_FILTER
@@ -177,14 +185,41 @@ def outbox(request: HttpRequest) -> HttpResponse:
     if states is not None:
         rows = rows.filter(state__in=states)
     page = Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
-    context = {
+    return {
         "filters": _filters(current),
         "current": current,
         "page": page,
         "items": [Shown(row) for row in page],
-        "back": request.get_full_path(),
+        "back": reverse("outbox") if request.method == "POST" else request.get_full_path(),
+        "admin_address": spool.admin_address(delivery.root()),
+        **more,
     }
-    return render(request, "panel/outbox.html", context)
+
+
+@require_POST
+@panel_view(PERM_CHANGE)
+def outbox_admin_address(request: HttpRequest) -> HttpResponse:
+    """Where mail to root and the recovery alert go; the same file as install_sendmail's
+    --admin-address, so xmail-sendmail (which reads no database) knows it."""
+    address = request.POST.get("address", "").strip()
+    try:
+        validate_email(address)
+        spool.write_admin_address(delivery.root(), address)
+    except (ValidationError, OSError) as exc:
+        if isinstance(exc, ValidationError):
+            error = _("“%(address)s” is not an e-mail address: nothing was changed.") % {
+                "address": address or "—"
+            }
+        else:
+            error = _("The outbox folder cannot be written (%(error)s): nothing was changed.") % {
+                "error": exc.strerror or exc
+            }
+        # The page again with what was typed, so nothing typed is lost.
+        context = _listing(request, admin_address_typed=address, admin_address_error=error)
+        return render(request, "panel/outbox.html", context, status=400)
+    AuditEntry.record(request.user, AuditEntry.Action.ADMIN_ADDRESS, target=address)
+    messages.success(request, _("Admin address saved: %(address)s") % {"address": address})
+    return redirect("outbox")
 
 
 @require_GET
@@ -225,16 +260,13 @@ def outbox_retry(request: HttpRequest, message_id: int) -> HttpResponse:
     row = _message(message_id)
     if row.state == Outbox.SENDING:
         return _answer(request, row, "error", _("This message is being sent right now."))
-    if not delivery.retry(row):
+    if not delivery.retry(row, by=request.user):
         return _answer(
             request,
             row,
             "error",
             _("This message cannot be retried: it was delivered or discarded, its file is gone."),
         )
-    AuditEntry.record(
-        request.user, AuditEntry.Action.OUTBOX_RETRY, target=row.spool_id, detail=_detail(row)
-    )
     if _start_delivery():
         return _answer(request, row, "success", _("The message is due now: a delivery started."))
     text = _(
@@ -256,13 +288,10 @@ def outbox_discard(request: HttpRequest, message_id: int) -> HttpResponse:
         if request.htmx:
             return render(request, "panel/outbox.html#message", context)
         return render(request, "panel/outbox.html", {**context, "single": True})
-    if not delivery.discard(row):
+    if not delivery.discard(row, by=request.user):
         return _answer(
             request, row, "error", _("This message is being sent right now: try again in a moment.")
         )
-    AuditEntry.record(
-        request.user, AuditEntry.Action.OUTBOX_DISCARD, target=row.spool_id, detail=_detail(row)
-    )
     return _answer(request, row, "success", _("Message discarded: it will not be sent."))
 
 
@@ -285,14 +314,6 @@ def _answer(request: HttpRequest, row: OutboxMessage, level: str, text: str) -> 
         return render(request, "panel/outbox.html#message", {**context, "back": _back(request)})
     messages.add_message(request, LEVELS[level], text)
     return redirect(_back(request))
-
-
-def _detail(row: OutboxMessage) -> str:
-    """What the audit log says about the message: who to whom, and its subject."""
-    text = f"{row.sender} → {', '.join(row.recipients)}"
-    if row.subject:
-        text += f" · {row.subject}"
-    return text[:1000]
 
 
 # --- the overview's outbox line ------------------------------------------------------------

@@ -98,6 +98,31 @@ def test_an_exim_delivery_without_login_is_no_pass(exim, open_server, mail_test_
     }
 
 
+def test_a_postfix_delivery_to_a_server_that_offers_no_login_is_no_pass(
+    postfix, pki, tmp_path, mail_test_id
+):
+    # postfix has no setting that refuses a server without AUTH: it just sends. The
+    # message arrives, yet nothing proved the account's login.
+    with SmtpTestServer(pki, tmp_path, auth_required=False, offer_auth=False) as server:
+        account = applied(postfix, server, Mode.SMTPS)
+        result = postfix.relay.test_send(relay_target(account), make_message(mail_test_id))
+        (received,) = server.find(TEST_ID_HEADER, mail_test_id)
+
+    assert received.auth_user is None
+    assert not result.ok and result.delivered is True
+    assert result.step is Step.AUTH and result.reason_code == "relay_not_authenticated"
+
+
+def test_a_postfix_delivery_with_the_login_passes(postfix, smtp, mail_test_id):
+    account = applied(postfix, smtp, Mode.SMTPS)
+
+    result = postfix.relay.test_send(relay_target(account), make_message(mail_test_id))
+
+    (received,) = smtp.find(TEST_ID_HEADER, mail_test_id)
+    assert received.auth_user == smtp.user and result.ok, str(result.reason)
+    assert postfix.relay.logged_in(relay_target(account)) is True
+
+
 @pytest.mark.parametrize("mta", MTAS)
 def test_a_refused_sender_leaves_no_bounce_queued_or_delivered(mta, request, smtp, mail_test_id):
     instance = request.getfixturevalue(mta)

@@ -1,13 +1,15 @@
 """Install ``xmail-sendmail`` where applications look for a sendmail (run as root).
 
     manage.py install_sendmail [--owner USER] [--group NAME] [--force] [--sbin DIR]
+                               [--admin-address ADDRESS]
     manage.py install_sendmail --as-sendmail [--priority N] [...]
     manage.py install_sendmail --remove
 
 Links this checkout's ``bin/xmail-sendmail`` as ``/usr/local/sbin/xmail-sendmail`` and
 prepares the outbox (``XMAILADMIN_OUTBOX``) for the delivering service: ``--owner`` the
 service's user (root only), ``--group`` the group that reads dropped messages (default:
-the owner's group, else the outbox's group, else this process's). ``--as-sendmail``
+the owner's group, else the outbox's group, else this process's). ``--admin-address``
+is where mail to a bare local user goes (cron mails ``root``). ``--as-sendmail``
 also makes ``/usr/sbin/sendmail`` point at the link through Debian's alternatives, only
 when no package (an MTA) owns that path and no other file is there. ``--remove`` undoes
 the alternatives entry and the link; the outbox and its messages stay.
@@ -28,7 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import validate_email
 
 from outbox import spool
 
@@ -36,6 +40,9 @@ LINK_NAME = "xmail-sendmail"
 ALT_NAME = "sendmail"
 DEFAULT_SBIN = "/usr/local/sbin"
 DEFAULT_SENDMAIL = "/usr/sbin/sendmail"
+# Older programs (and some PHP builds) call /usr/lib/sendmail; every Debian MTA ships it.
+DEFAULT_LIB_SENDMAIL = "/usr/lib/sendmail"
+LIB_ALT_NAME = "sendmail.lib"
 DEFAULT_ALTDIR = "/etc/alternatives"
 DEFAULT_ADMINDIR = "/var/lib/dpkg/alternatives"
 # Low: a real MTA that registers itself as a sendmail alternative wins in auto mode.
@@ -71,6 +78,7 @@ class Alternatives:
     """Debian's update-alternatives for the ``sendmail`` name, in the given folders."""
 
     link: Path  # /usr/sbin/sendmail
+    lib_link: Path  # /usr/lib/sendmail, a slave of the same entry
     altdir: Path
     admindir: Path
     log: Path | None
@@ -257,16 +265,21 @@ class Command(BaseCommand):
         )
         parser.add_argument("--priority", type=int, default=DEFAULT_PRIORITY)
         parser.add_argument("--sendmail-path", default=DEFAULT_SENDMAIL)
+        parser.add_argument("--lib-sendmail-path", default=DEFAULT_LIB_SENDMAIL)
         parser.add_argument("--altdir", default=DEFAULT_ALTDIR)
         parser.add_argument("--admindir", default=DEFAULT_ADMINDIR)
         parser.add_argument("--log", help="update-alternatives' log file (its own default)")
         parser.add_argument("--remove", action="store_true", help="undo; keeps the outbox")
+        parser.add_argument(
+            "--admin-address", help="where mail to a local user (root, from cron) goes"
+        )
 
     def handle(self, *args, **options) -> None:
         link = Path(options["sbin"]).absolute() / LINK_NAME
         target = Path(settings.BASE_DIR).resolve() / "bin" / LINK_NAME
         alternatives = Alternatives(
             link=Path(options["sendmail_path"]).absolute(),
+            lib_link=Path(options["lib_sendmail_path"]).absolute(),
             altdir=Path(options["altdir"]).absolute(),
             admindir=Path(options["admindir"]).absolute(),
             log=Path(options["log"]).absolute() if options["log"] else None,
@@ -293,10 +306,19 @@ class Command(BaseCommand):
         if owner is not None and os.geteuid() != 0:
             raise CommandError("--owner needs root: run it with sudo")
         gid = _group(options["group"], owner, Path(settings.XMAILADMIN_OUTBOX))
+        admin = options["admin_address"]
+        if admin is not None:
+            try:
+                validate_email(admin)
+            except ValidationError:
+                raise CommandError(
+                    f"--admin-address {admin!r} is not an e-mail address; nothing was changed"
+                ) from None
         if options["as_sendmail"]:
             refuse_unless_free(alternatives, link)
         refuse_foreign_link(link, target, options["force"])
         self._install(link, target, owner, gid)
+        self._admin_address(Path(settings.XMAILADMIN_OUTBOX), admin)
         if options["as_sendmail"]:
             self._as_sendmail(link, target, alternatives, options["priority"])
 
@@ -316,6 +338,18 @@ class Command(BaseCommand):
         )
         self._outbox_notes(root)
         self._compile(target)
+
+    def _admin_address(self, root: Path, admin: str | None) -> None:
+        if admin is not None:
+            spool.write_admin_address(root, admin)
+        now = spool.admin_address(root)
+        if now:
+            self.stdout.write(f"mail to a local user (root, from cron) goes to {now}")
+        else:
+            self.stdout.write(
+                "note: no admin address is set: mail to a local user (cron's root) is "
+                "refused; set one with --admin-address ADDRESS"
+            )
 
     def _compile(self, target: Path) -> None:
         """Byte-compile outbox/ for the entry point's interpreter, as root: a user who
@@ -352,11 +386,21 @@ class Command(BaseCommand):
             self.stdout.write(f"{path} has {link} as an alternative already: unchanged")
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            alt.must("--install", str(path), ALT_NAME, str(link), str(priority))
+            install = ["--install", str(path), ALT_NAME, str(link), str(priority)]
+            lib = alt.lib_link
+            lib_free = not os.path.lexists(lib) or _points_at(lib, alt.altdir / LIB_ALT_NAME)
+            if lib_free:
+                lib.parent.mkdir(parents=True, exist_ok=True)
+                install += ["--slave", str(lib), LIB_ALT_NAME, str(link)]
+            alt.must(*install)
             self.stdout.write(
                 f"{path} -> {alt.altdir / ALT_NAME} -> {link} (Debian alternatives, "
                 f"priority {priority}; --remove undoes it)"
             )
+            if lib_free:
+                self.stdout.write(f"{lib} -> {alt.altdir / LIB_ALT_NAME} -> {link} (with it)")
+            else:
+                self.stdout.write(f"{lib} is {_describe(lib)}: left alone")
         if os.path.realpath(path) != str(target):
             self.stdout.write(
                 f"warning: the alternatives chose {os.path.realpath(path)} for {path} (a "

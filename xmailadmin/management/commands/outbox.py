@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from xmailadmin import delivery
-from xmailadmin.models import AuditEntry, Outbox, OutboxMessage
+from xmailadmin.models import Outbox, OutboxMessage
 
 
 class Command(BaseCommand):
@@ -62,24 +62,15 @@ class Command(BaseCommand):
         if (id is None) == (not all):
             raise CommandError("name one message id, or --all")
         rows = OutboxMessage.objects.filter(state=Outbox.WAITING) if all else [self._row(id)]
-        done = [row for row in rows if delivery.retry(row)]
-        for row in done:
-            AuditEntry.record(
-                None, AuditEntry.Action.OUTBOX_RETRY, target=row.spool_id,
-                detail="manage.py outbox retry",
-            )  # fmt: skip
+        done = [row for row in rows if delivery.retry(row, how="manage.py outbox retry")]
         if not all and not done:
             raise CommandError(f"message {id} cannot be retried: it was delivered or is gone")
         self.stdout.write(f"{len(done)} message(s) due now")
 
     def _discard(self, *, id: int, **_) -> None:  # noqa: A002
         row = self._row(id)
-        if not delivery.discard(row):
+        if not delivery.discard(row, how="manage.py outbox discard"):
             raise CommandError(f"message {id} is being sent right now; try again in a moment")
-        AuditEntry.record(
-            None, AuditEntry.Action.OUTBOX_DISCARD, target=row.spool_id,
-            detail="manage.py outbox discard",
-        )  # fmt: skip
         self.stdout.write(f"message {id} discarded")
 
     def _deliver(self, *, budget: float, **_) -> None:
