@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from .detection import Detection, VersionArgs, VersionParser, detect_binary
 from .run import locate
 from .secrecy import redact
+from .suggestions import Suggestion, suggest
 from .texts import Text, gettext_noop
 from .tlsinfo import RunFn
 from .versions import VersionInfo
@@ -348,6 +349,9 @@ class SendResult:
     # A stable name of the reason for translations: a Step value, tls_hostname,
     # tls_untrusted, tls_version, tls_mode, not_installed, queued_unverified, ...
     reason_code: str = ""
+    # What to do about a failure, and the action the panel may offer (suggestions.py).
+    suggestion: Text | None = None
+    action: str = ""
 
     @property
     def permanent(self) -> bool:
@@ -371,7 +375,18 @@ class SendResult:
         data["reason_text"] = self.reason.to_dict()
         data["warnings"] = [str(w) for w in self.warnings]
         data["warning_texts"] = [w.to_dict() for w in self.warnings]
+        data["suggestion"] = str(self.suggestion) if self.suggestion else None
+        data["suggestion_text"] = self.suggestion.to_dict() if self.suggestion else None
         return data
+
+
+def suggest_for(result: SendResult, target: Target) -> Suggestion | None:
+    """What to do about ``result``, with the target's values."""
+    return suggest(
+        result.reason_code, f"{result.detail} {result.reason}", host=target.host,
+        port=target.port, user=target.user, sender=target.sender,
+        implicit_tls=target.implicit_tls,
+    )  # fmt: skip
 
 
 def invalid_recipient(exc: TargetError) -> SendResult:
@@ -519,6 +534,8 @@ class Transport:
             result.warnings.append(NOT_VERIFIED_SWITCHED_OFF)
         if result.ok and self.rewrites:
             result.warnings.append(self.rewrites)
+        if not result.ok and (found := suggest_for(result, target)) is not None:
+            result.suggestion, result.action = found.text, found.action
         return result
 
     def _send(self, exe: str, target: Target, message: bytes) -> SendResult:

@@ -101,6 +101,8 @@ def summary(result: SendResult) -> str:
     elif result.ok:
         lines.append("TLS: not reported by the tool")
     lines += [f"warning: {w}" for w in result.warnings]
+    if result.suggestion:
+        lines.append(f"what to do: {result.suggestion}")
     return "\n".join(lines)
 
 

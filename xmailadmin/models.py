@@ -488,6 +488,7 @@ class TestSend(Job):
     verified = models.BooleanField(null=True)
     delivered = models.BooleanField(null=True)
     warnings = models.JSONField(default=list, blank=True)  # [Text.to_dict()]; older: [str]
+    suggestion_text = models.JSONField(default=dict, blank=True)  # Text.to_dict(): what to do
     duration_s = models.FloatField(null=True, blank=True)
     test_id = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     batch = models.UUIDField(null=True, blank=True, db_index=True)
@@ -528,6 +529,7 @@ class TestSend(Job):
             "delivered": result.delivered,
             "warnings": [w.to_dict() for w in result.warnings],
             "duration_s": result.duration_s,
+            "suggestion_text": result.suggestion.to_dict() if result.suggestion else {},
         }
 
     @property
@@ -539,6 +541,12 @@ class TestSend(Job):
         """The reason in the reader's language, with the values of the time it was sent;
         an older row's (or the panel's own) as it was stored."""
         return say(self.reason_text or self.reason)
+
+    @property
+    def suggestion(self) -> str:
+        """What to do about the failure, in the reader's language, with the values of
+        the time it was sent (transports' one table); "" for a pass or an older row."""
+        return say(self.suggestion_text) if self.suggestion_text else ""
 
     @property
     def warnings_shown(self) -> list[str]:

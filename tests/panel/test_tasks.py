@@ -296,3 +296,26 @@ def test_a_transport_that_raises_fails_the_row_without_the_password(
     assert (send.state, send.step) == (State.FAILED, "unknown")
     assert send.reason.startswith("RuntimeError: the tool said ")
     assert account.decrypt_password() not in send.explanation + send.reason
+
+
+def test_a_failed_row_says_what_to_do_in_the_readers_language(
+    account, smtp, worker_alive, admin_web
+):
+    account.set_password("wrong-password")
+    account.save()
+    send = queue_and_run(account, "python3")
+    assert send.state == State.FAILED and send.reason_code == "auth"
+
+    html = admin_web.get(reverse("dashboard")).content.decode()
+
+    assert f"prüfen Sie den Benutzernamen {account.username} und das Passwort" in html
+    assert 'data-suggestion="python3"' in html
+    assert queue_and_run_passing(account, smtp).suggestion == ""  # a pass has none
+
+
+def queue_and_run_passing(account: Account, smtp) -> TestSend:
+    account.set_password(smtp.password)
+    account.save()
+    send = queue_and_run(account, "python3")
+    assert send.state == State.PASSED, send.reason
+    return send

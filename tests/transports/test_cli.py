@@ -81,7 +81,24 @@ def test_send_exits_1_on_a_failure_and_names_the_step(smtp):
     done = cli(*send_args(smtp, "--json"), stdin="wrong\n")
 
     assert done.returncode == 1
-    assert json.loads(done.stdout)["step"] == "auth"
+    result = json.loads(done.stdout)
+    assert result["step"] == "auth" and result["action"] == "edit_login"
+    assert f"check the user name {smtp.user} and the password" in result["suggestion"]
+    assert result["suggestion_text"]["params"] == {"user": smtp.user}
+
+
+def test_send_to_the_wrong_mode_suggests_the_other_one(smtp):
+    args = send_args(smtp)
+    args[args.index("--port") + 1] = str(smtp.starttls_port)  # implicit TLS at STARTTLS
+
+    done = cli(*args, "--json", stdin=smtp.password + "\n")
+
+    result = json.loads(done.stdout)
+    assert not result["ok"] and result["action"] == "switch_mode", result["reason"]
+    assert "switch the mode to STARTTLS" in result["suggestion"]
+    assert "what to do: the port speaks the other TLS mode" in cli(
+        *args, stdin=smtp.password + "\n"
+    ).stdout
 
 
 def test_send_refuses_bad_input_with_exit_2_and_a_clear_error(smtp):
