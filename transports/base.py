@@ -476,15 +476,23 @@ class Transport:
         The default sends them one by one; a transport whose command can carry many
         messages over one connection overrides it (and sets ``carries_many``).
         """
-        results = []
+        return [
+            each if isinstance(each, SendResult) else self.send(*each)
+            for each in self._per_item(target, items)
+        ]
+
+    def _per_item(
+        self, target: Target, items: Sequence[tuple[str, bytes]]
+    ) -> list[tuple[Target, bytes] | SendResult]:
+        """Each item's target and message, or the result of an item whose recipient no
+        Target takes: that message's fault, not the batch's."""
+        found: list[tuple[Target, bytes] | SendResult] = []
         for recipient, message in items:
             try:
-                one = replace(target, recipient=recipient)
-            except TargetError as exc:  # this message's fault, not the batch's
-                results.append(self._finished(invalid_recipient(exc), target, 0.0))
-            else:
-                results.append(self.send(one, message))
-        return results
+                found.append((replace(target, recipient=recipient), message))
+            except TargetError as exc:
+                found.append(self._finished(invalid_recipient(exc), target, 0.0))
+        return found
 
     def _ready(self, target: Target) -> tuple[str, None] | tuple[None, SendResult]:
         """The binary to run, or the result that says why nothing can be tried."""

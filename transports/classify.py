@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import signal
 
-from .base import SendResult, Step, Target
+from .base import MESSAGE_STEPS, SendResult, Step, Target
 from .run import RunOutput
 from .texts import Text, gettext_noop
 
@@ -593,7 +593,7 @@ def staged_by_dialogue(result: SendResult, text: str, target: Target) -> SendRes
     if result.step is not Step.UNKNOWN or not (refusal := _refusing_line(text)):
         return result
     sent = dialogue_step(text)
-    if sent not in (Step.MAIL_FROM, Step.RCPT_TO, Step.DATA):
+    if sent not in MESSAGE_STEPS:
         sent = Step.UNKNOWN  # no dialogue echoed: the stage stays open, the words do not
     if refusal in result.detail and sent is Step.UNKNOWN:
         return result

@@ -44,11 +44,11 @@ class CommandTransport(Transport):
             extra = self.extra_transcript(tmp)
         logged = gnutls_log.negotiated_version(out.stderr) if self.gnutls_log else None
         out = gnutls_log.without_log(out) if self.gnutls_log else out
+        transcript = "\n".join(t for t in (out.text, extra) if t)
         result = self.outcome(out, target)
-        result.transcript = "\n".join(t for t in (out.text, extra) if t)
         if extra:  # mutt's dialogue is only in its debug file
-            result = staged_by_dialogue(result, result.transcript, target)
-            result.transcript = "\n".join(t for t in (out.text, extra) if t)
+            result = staged_by_dialogue(result, transcript, target)
+        result.transcript = transcript
         if result.tls_version is None:
             result.tls_version = logged or self.reported_tls(out.text)
         return result

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
-from .base import SENT, SendResult, Step, Target, TargetError, invalid_recipient, tls_name
+from .base import SENT, SendResult, Step, Target, TargetError, tls_name
 from .classify import failed_at, failure, key_line, timed_out_run
 from .command import CommandTransport, Invocation
 from .detection import Detection, located
@@ -131,16 +131,10 @@ class ScriptTransport(CommandTransport):
     def send_many(self, target: Target, items: Sequence[tuple[str, bytes]]) -> list[SendResult]:
         """All messages through one run of the script with ``--batch``: one connection."""
         start = time.monotonic()
-        results: list[SendResult | None] = []
-        batch: list[tuple[Target, bytes]] = []  # the items that have a valid recipient
-        for recipient, message in items:
-            try:
-                batch.append((replace(target, recipient=recipient), message))
-                results.append(None)
-            except TargetError as exc:  # this message's fault: the others still go
-                results.append(self._finished(invalid_recipient(exc), target, 0.0))
+        per_item = self._per_item(target, items)
+        batch = [each for each in per_item if not isinstance(each, SendResult)]
         if not batch:
-            return [r for r in results if r is not None]
+            return per_item
         exe, problem = self._ready(target)
         if problem is not None:
             sent = [replace(problem) for _ in batch]
@@ -153,7 +147,7 @@ class ScriptTransport(CommandTransport):
         done = iter(
             self._finished(result, one, share) for result, (one, _) in zip(sent, batch, strict=True)
         )
-        return [r if r is not None else next(done) for r in results]
+        return [each if isinstance(each, SendResult) else next(done) for each in per_item]
 
     def _send_batch(
         self, exe: str, target: Target, batch: Sequence[tuple[Target, bytes]]

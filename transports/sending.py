@@ -75,7 +75,7 @@ def _share(waiting: int, free: int, batch: int, transport: Transport) -> int:
     """How many items one run of ``transport`` takes: one, or for a command that carries
     many, an even share of what waits among the free workers (more connections at once
     beat one long one), at most ``batch``."""
-    if not getattr(transport, "carries_many", False):
+    if not transport.carries_many:
         return 1
     return max(1, min(batch, math.ceil(waiting / max(1, free))))
 

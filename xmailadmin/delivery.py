@@ -171,12 +171,6 @@ def run(folder: Path | None = None, budget_s: float = 60.0) -> Summary:
     return summary
 
 
-def deliver(folder: Path, row: OutboxMessage) -> str | None:
-    """One round through the order for the row's pending recipients; the row's new
-    state ("delivered", "waiting", "bounced"), or None when another process has it."""
-    return next((state for _row, state in deliver_rows(folder, [row])), None)
-
-
 @dataclass
 class _Setup:
     """What every message of a round is sent with, read once per round."""

@@ -37,10 +37,9 @@ KIND = "alert"
 def after_delivery(folder: Path, row: OutboxMessage) -> str | None:
     """When ``row`` was just delivered and it ends an outage, the alert's spool id (or ""
     when there was nobody to send it to); None when there is nothing to say."""
-    if row.kind != "message" or not _ends_outage(row):
+    if row.kind != "message" or (before := _outage_ended(row)) is None:
         return None
     waited = timezone.now() - row.submitted_at
-    before = _last_failure(row)
     admin = spool.admin_address(folder)
     account = Account.default()
     # The audit log's words are English data, as every entry's detail.
@@ -68,29 +67,27 @@ def after_delivery(folder: Path, row: OutboxMessage) -> str | None:
     return spool_id
 
 
-def _ends_outage(row: OutboxMessage) -> bool:
-    """The message waited past the warning age, its round before this one found no way
-    to deliver (no command got as far as the message), and no alert went out since it
-    was submitted."""
+def _outage_ended(row: OutboxMessage) -> DeliveryAttempt | None:
+    """The last failed attempt of the outage this delivery ends, or None when it ends
+    none: the message waited past the warning age, its round before this one found no
+    way to deliver (no command got as far as the message), and no alert went out since
+    it was submitted."""
     waited = (timezone.now() - row.submitted_at).total_seconds()
     if waited < settings.XMAILADMIN_OUTBOX_WARN_AGE or row.attempts < 2:
-        return False
-    before = DeliveryAttempt.objects.filter(message=row, round=row.attempts - 1)
-    steps = set(before.values_list("step", flat=True))
-    if not steps or steps & {step.value for step in MESSAGE_STEPS}:
-        return False  # the server refused this message itself: the way was fine
-    return not AuditEntry.objects.filter(
+        return None
+    before = list(DeliveryAttempt.objects.filter(message=row, round=row.attempts - 1))
+    if not before or {a.step for a in before} & {step.value for step in MESSAGE_STEPS}:
+        return None  # the server refused this message itself: the way was fine
+    if AuditEntry.objects.filter(
         action=AuditEntry.Action.OUTBOX_ALERT, at__gte=row.submitted_at
-    ).exists()
+    ).exists():
+        return None
+    return before[-1]  # attempts are ordered by id
 
 
-def _last_failure(row: OutboxMessage) -> DeliveryAttempt | None:
-    return (
-        DeliveryAttempt.objects.filter(message=row, round=row.attempts - 1).order_by("id").last()
-    )
-
-
-def _alert(sender: str, admin: str, command: str, row: OutboxMessage, before) -> bytes:
+def _alert(
+    sender: str, admin: str, command: str, row: OutboxMessage, before: DeliveryAttempt
+) -> bytes:
     host = socket.gethostname()
     waiting = OutboxMessage.objects.filter(state__in=(Outbox.WAITING, Outbox.SENDING))
     oldest = waiting.order_by("submitted_at").first()
@@ -102,8 +99,10 @@ def _alert(sender: str, admin: str, command: str, row: OutboxMessage, before) ->
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-reply to this
     lines = [
-        _("The outbox on %(host)s delivers again, through %(command)s.") % {
-            "host": host, "command": command,
+        _("The outbox on %(host)s delivers again, through %(command)s.")
+        % {
+            "host": host,
+            "command": command,
         },  # fmt: skip
         "",
         _("A message submitted at %(time)s had to wait %(minutes)d minutes.")
@@ -112,21 +111,17 @@ def _alert(sender: str, admin: str, command: str, row: OutboxMessage, before) ->
             "minutes": (timezone.now() - row.submitted_at).total_seconds() // 60,
         },
     ]
-    if before is not None:
-        reason = say(before.reason_text or before.reason)
-        lines.append(
-            _("Before, no mail command could deliver: %(reason)s")
-            % {"reason": f"{before.command_label or '-'}: {reason}"}
-        )
+    reason = say(before.reason_text or before.reason)
+    lines.append(
+        _("Before, no mail command could deliver: %(reason)s")
+        % {"reason": f"{before.command_label or '-'}: {reason}"}
+    )
     lines += [
         _("Still waiting in the outbox: %(n)d (they are sent in turn now).")
         % {"n": waiting.count()},
     ]
     if oldest is not None:
-        lines.append(
-            _("The oldest since: %(time)s")
-            % {"time": _when(oldest.submitted_at)}
-        )
+        lines.append(_("The oldest since: %(time)s") % {"time": _when(oldest.submitted_at)})
     lines += ["", _("Every attempt is on the panel's outbox page.")]
     message.set_content("\n".join(lines))
     return message.as_bytes()
