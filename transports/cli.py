@@ -4,10 +4,13 @@
     python -m transports send COMMAND --host H --port P [--mode smtps|starttls]
         --user U --password-file F --from A --to B [--ca-file F] [--timeout S] [--json]
     python -m transports detect-mode --host H --port P [--timeout S] [--json]
+    python -m transports check-server --host H --port P [--mode smtps|starttls]
+        [--ca-file F] [--user U --password-file F] [--timeout S] [--json]
 
 ``detect-mode`` exits 0 when the server showed a mode (one connection, no login).
 ``send`` exits 0 only when the mail went through; the password is read from
-a file (``-`` = first line of stdin), never from argv.
+a file (``-`` = first line of stdin), never from argv. ``check-server``
+sends no mail; it exits 1 when a finding failed, 0 otherwise (warnings included).
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from collections.abc import Sequence
 
 from .base import Detection, Mode, SendResult, Target, TargetError
 from .catalogue import BY_KEY, KEYS, transport_for
+from .findings import Finding, Level, worst
 from .message import build_test_message
 from .mode_probe import detect_mode
 from .probe import probe_all
+from .server_check import check_server
 
 EXIT_USAGE = 2
 
@@ -115,6 +120,42 @@ def _detect_mode(args: argparse.Namespace) -> int:
     return 0 if found.mode else 1
 
 
+def _check_server(args: argparse.Namespace) -> int:
+    try:
+        password = read_password(args.password_file) if args.password_file else None
+        report = check_server(
+            args.host,
+            args.port,
+            mode=Mode(args.mode) if args.mode else None,
+            ca_file=args.ca_file,
+            user=args.user,
+            password=password,
+            timeout=args.timeout,
+        )
+    except (OSError, TargetError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return _report(report, args.json, f"{args.host}:{args.port}")
+
+
+def _report(report, as_json: bool, what: str) -> int:
+    """Print a check's report (JSON, or one line per finding); 1 if a finding failed."""
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(findings_text(report.findings, what, report.duration_s))
+    return 1 if worst(report.findings) is Level.FAIL else 0
+
+
+_MARK = {Level.PASS: "ok  ", Level.WARN: "WARN", Level.FAIL: "FAIL"}
+
+
+def findings_text(findings: Sequence[Finding], what: str, duration_s: float) -> str:
+    lines = [f"{what}: {worst(findings).value} in {duration_s:.2f} s"]
+    lines += [f"  {_MARK[f.level]} {f.check}: {f.text}" for f in findings]
+    return "\n".join(lines)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m transports", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="action", required=True)
@@ -140,6 +181,16 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("--timeout", type=float, default=10.0)
     mode.add_argument("--json", action="store_true")
     mode.set_defaults(func=_detect_mode)
+    check = sub.add_parser("check-server", help="what the server offers; sends no mail")
+    check.add_argument("--host", required=True)
+    check.add_argument("--port", type=int, required=True)
+    check.add_argument("--mode", choices=[m.value for m in Mode])
+    check.add_argument("--ca-file")
+    check.add_argument("--user")
+    check.add_argument("--password-file", help="try the login (AUTH, then QUIT); - = stdin")
+    check.add_argument("--timeout", type=float, default=10.0)
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(func=_check_server)
     return p
 
 

@@ -21,7 +21,13 @@ from transports.catalogue import CATALOGUE
 from .crypto import encrypt, fernet
 from .models import MODE_CHOICES, Account, State
 from .texts import say
-from .validators import reject_control_chars, validate_host
+from .validators import (
+    reject_control_chars,
+    validate_address,
+    validate_ca_file,
+    validate_host,
+    validate_username,
+)
 
 PASSWORD_MAX = 256
 # The hidden fields of the account form: neither holds the password or a secret.
@@ -122,6 +128,40 @@ class ModeDetectForm(forms.Form):
     def clean_host(self) -> str:
         value = bare_host(self.cleaned_data["host"])
         validate_host(value)
+        return value
+
+
+class ServerCheckForm(ModeDetectForm):
+    """The values "Check the server" takes from the account form (saved or not): the
+    account's own checks, with the password optional (only to try the login)."""
+
+    mode = forms.ChoiceField(required=False, choices=[("", ""), *MODE_CHOICES])
+    ca_file = forms.CharField(required=False, max_length=1024)
+    username = forms.CharField(required=False, max_length=254)
+    password = forms.CharField(required=False, max_length=PASSWORD_MAX, strip=False)
+    sender = forms.CharField(required=False, max_length=254)
+
+    def clean_ca_file(self) -> str:
+        value = self.cleaned_data["ca_file"].strip()
+        if value:
+            validate_ca_file(value)
+        return value
+
+    def clean_username(self) -> str:
+        value = self.cleaned_data["username"].strip()
+        if value:
+            validate_username(value)
+        return value
+
+    def clean_password(self) -> str:
+        value = self.cleaned_data["password"]
+        reject_control_chars(value)
+        return value
+
+    def clean_sender(self) -> str:
+        value = self.cleaned_data["sender"].strip()
+        if value:
+            validate_address(value)
         return value
 
 

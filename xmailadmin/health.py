@@ -33,7 +33,7 @@ _instance_cache: tuple[float, RedisInstance | None] | None = None
 
 # Which task argument names which row (tasks.py): the id a message carries.
 JOB_ARGUMENTS = {"send_test": "send_id", "probe_all": "run_id", "relay_check": "check_id",
-                 "relay_apply": "check_id"}  # fmt: skip
+                 "relay_apply": "check_id", "diagnose": "diagnosis_id"}  # fmt: skip
 # Reading more messages than this to decide is not worth it: the rows wait for the limit.
 MAX_MESSAGES_READ = 20_000
 

@@ -36,6 +36,7 @@ from . import health
 from .celery import app as celery_app
 from .models import (
     ACTIVE_STATES,
+    Diagnosis,
     Job,
     ProbeRun,
     RelayJob,
@@ -48,9 +49,14 @@ from .texts import say
 
 log = logging.getLogger(__name__)
 
-JOB_MODELS = (TestSend, ProbeRun, RelayJob)
+JOB_MODELS = (TestSend, ProbeRun, RelayJob, Diagnosis)
 # The task argument that carries each kind of row's id (health.JOB_ARGUMENTS).
-_JOB_ARGUMENT = {TestSend: "send_id", ProbeRun: "run_id", RelayJob: "check_id"}
+_JOB_ARGUMENT = {
+    TestSend: "send_id",
+    ProbeRun: "run_id",
+    RelayJob: "check_id",
+    Diagnosis: "diagnosis_id",
+}
 
 
 class NotAccepted(Exception):

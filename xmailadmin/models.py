@@ -5,6 +5,7 @@ Tasks write their outcome into these rows; pages render and poll them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import uuid
@@ -489,6 +490,10 @@ class TestSend(Job):
     delivered = models.BooleanField(null=True)
     warnings = models.JSONField(default=list, blank=True)  # [Text.to_dict()]; older: [str]
     suggestion_text = models.JSONField(default=dict, blank=True)  # Text.to_dict(): what to do
+    suggestion_action = models.CharField(max_length=32, blank=True)  # the one-click, if any
+    # A one-click retry: the mode or sender tried instead of the account's ("": its own).
+    mode_tried = models.CharField(max_length=16, blank=True)
+    sender_tried = models.CharField(max_length=254, blank=True)
     duration_s = models.FloatField(null=True, blank=True)
     test_id = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     batch = models.UUIDField(null=True, blank=True, db_index=True)
@@ -530,7 +535,51 @@ class TestSend(Job):
             "warnings": [w.to_dict() for w in result.warnings],
             "duration_s": result.duration_s,
             "suggestion_text": result.suggestion.to_dict() if result.suggestion else {},
+            "suggestion_action": result.action if result.suggestion else "",
         }
+
+    def target(self, account: Account, password: str) -> Target:
+        """The account's target, with the mode or sender of a one-click retry."""
+        target = account.target(password, self.recipient)
+        changes = {"mode": Mode(self.mode_tried)} if self.mode_tried else {}
+        if self.sender_tried:
+            changes["sender"] = self.sender_tried
+        return dataclasses.replace(target, **changes) if changes else target
+
+    @property
+    def retry_offer(self) -> dict | None:
+        """The one-click retry its failure suggests: the other mode, or the login as
+        sender (when the login is an address and not the sender already); else None."""
+        account = self.account
+        if self.active or self.state != State.FAILED or account is None:
+            return None
+        if self.suggestion_action == "switch_mode":
+            current = self.mode_tried or account.effective_mode
+            other = Mode.STARTTLS if current == Mode.SMTPS else Mode.SMTPS
+            return {"try": "mode", "value": other.value, "label": MODE_LABELS[other]}
+        if self.suggestion_action == "use_account_sender":
+            login = account.username
+            if "@" in login and login != (self.sender_tried or account.sender):
+                return {"try": "sender", "value": login, "label": login}
+        return None
+
+    @property
+    def mode_tried_label(self) -> str:
+        return str(MODE_LABELS[Mode(self.mode_tried)]) if self.mode_tried else ""
+
+    @property
+    def adoptable(self) -> dict | None:
+        """A retry that passed with a mode or sender the account does not have yet: what
+        "save it for the account" would change; else None."""
+        account = self.account
+        if account is None or self.state not in (State.PASSED, State.WARNING):
+            return None
+        if self.mode_tried and self.mode_tried != account.effective_mode:
+            return {"field": "mode", "value": self.mode_tried,
+                    "label": MODE_LABELS[Mode(self.mode_tried)]}  # fmt: skip
+        if self.sender_tried and self.sender_tried != account.sender:
+            return {"field": "sender", "value": self.sender_tried, "label": self.sender_tried}
+        return None
 
     @property
     def entry(self) -> Entry | None:
@@ -758,6 +807,69 @@ class RelayJob(Job):
         if account is None:
             return None
         return cls.objects.filter(mta=mta, account=account).first()
+
+
+# A finding's level (transports.findings.Level) as the badges colour it.
+LEVEL_CSS = {"pass": "pass", "warn": "partly", "fail": "fail"}
+LEVEL_SYMBOL = {"pass": "✓", "warn": "⚠", "fail": "✗"}
+
+
+class Diagnosis(Job):
+    """One look at an account's server (what it offers; no mail sent) or at its sender
+    domain's DNS records, for a saved account or for the values typed into the account
+    form. Written by the diagnosis task; the account's diagnosis page shows the newest.
+
+    A password typed into the form for the check is kept here encrypted until the task
+    has used it, then emptied: nothing else carries it to the worker.
+    """
+
+    class Kind(models.TextChoices):
+        SERVER = "server", _("Server check")
+        DNS = "dns", _("Sender domain (DNS)")
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.SET_NULL)
+    account_name = models.CharField(max_length=100, blank=True)
+    host = models.CharField(max_length=253)
+    port = models.PositiveIntegerField(null=True, blank=True)
+    mode = models.CharField(max_length=16, blank=True)  # empty: detected, else by port
+    ca_file = models.CharField(max_length=1024, blank=True)
+    username = models.CharField(max_length=254, blank=True)
+    password_encrypted = models.TextField(blank=True, editable=False)
+    use_login = models.BooleanField(default=False)
+    domain = models.CharField(max_length=253, blank=True)  # DNS: the sender's domain
+    sender = models.CharField(max_length=254, blank=True)
+    selectors = models.JSONField(default=list, blank=True)  # DNS: the DKIM selectors
+    # ServerReport.to_dict() or DnsReport.to_dict(); the findings' sentences as data.
+    report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    language = models.CharField(max_length=8, default="de")
+    TOOL_WORDS = ("report", "error")
+
+    class Meta(Job.Meta):
+        verbose_name = _("diagnosis")
+        verbose_name_plural = _("diagnoses")
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.host} ({self.state})"
+
+    @property
+    def findings(self) -> list[dict]:
+        """The report's findings, each with its sentence in the reader's language."""
+        return [{**f, "text": say(f.get("text_data") or f.get("text")),
+                 "css": LEVEL_CSS.get(f.get("level"), "unknown"),
+                 "symbol": LEVEL_SYMBOL.get(f.get("level"), "?")}
+                for f in self.report.get("findings", [])]  # fmt: skip
+
+    @property
+    def error_shown(self) -> str:
+        return say(self.error)
+
+    @classmethod
+    def latest(cls, account: Account | None, kind: str) -> Diagnosis | None:
+        if account is None:
+            return None
+        return cls.objects.filter(account=account, kind=kind).first()
 
 
 class WorkerHeartbeat(OnServer):

@@ -21,11 +21,13 @@ from django.utils.translation import gettext as _
 from transports.catalogue import BY_KEY
 
 from . import health, jobs, relay_settings
+from .crypto import encrypt
 from .jobs import NotAccepted
 from .models import (
     ACTIVE_STATES,
     Account,
     AuditEntry,
+    Diagnosis,
     ProbeRun,
     RelayJob,
     State,
@@ -40,6 +42,7 @@ PROBE_ALL = "xmailadmin.tasks.probe_all"
 SEND_TEST = "xmailadmin.tasks.send_test"
 RELAY_CHECK = "xmailadmin.tasks.relay_check"
 RELAY_APPLY = "xmailadmin.tasks.relay_apply"
+DIAGNOSE = "xmailadmin.tasks.diagnose"
 
 
 def ensure_worker() -> None:
@@ -85,11 +88,14 @@ def _check_rate(account: Account, wanted: int) -> None:
         )
 
 
-def start_tests(account: Account, keys: Sequence[str], user) -> list[TestSend]:
+def start_tests(
+    account: Account, keys: Sequence[str], user, *, mode_tried: str = "", sender_tried: str = ""
+) -> list[TestSend]:
     """One TestSend row per command, each its own task; the tasks run in parallel.
 
     A command that already has a queued or running test for this account
-    keeps that row: a second click never sends a second mail at once.
+    keeps that row: a second click never sends a second mail at once. ``mode_tried``
+    and ``sender_tried`` are a one-click retry's change to the account, for this test only.
     """
     ensure_worker()
     jobs.expire_stale()
@@ -109,6 +115,8 @@ def start_tests(account: Account, keys: Sequence[str], user) -> list[TestSend]:
                     command=key,
                     recipient=account.recipient,
                     batch=batch,
+                    mode_tried=mode_tried,
+                    sender_tried=sender_tried,
                     language=language[:8],
                     requested_by=real_user(user),
                 )
@@ -135,6 +143,23 @@ def start_tests(account: Account, keys: Sequence[str], user) -> list[TestSend]:
                 jobs.fail(unsent, str(exc), step="queue")
             raise
     return rows
+
+
+# --- diagnosis ----------------------------------------------------------------------
+
+
+def start_diagnosis(diagnosis: Diagnosis, user, *, password: str = "") -> Diagnosis:
+    """Queue a server check or DNS check described by the unsaved ``diagnosis``. A
+    ``password`` typed for it travels encrypted in the row, never in the job's message."""
+    ensure_worker()
+    jobs.expire_stale()
+    diagnosis.requested_by = real_user(user)
+    diagnosis.language = (translation.get_language() or settings.LANGUAGE_CODE)[:8]
+    if password:
+        diagnosis.password_encrypted = encrypt(password)
+    diagnosis.save()
+    jobs.publish(diagnosis, DIAGNOSE, diagnosis_id=diagnosis.id)
+    return diagnosis
 
 
 # --- relays -----------------------------------------------------------------------

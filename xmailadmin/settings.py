@@ -281,6 +281,11 @@ if XMAILADMIN_SEND_TIMEOUT >= CELERY_TASK_SOFT_TIME_LIMIT:
     raise ConfigError("XMAILADMIN_SEND_TIMEOUT must be below CELERY_TASK_TIME_LIMIT - 5")
 # Test mails per account and minute; more clicks are refused with that reason.
 XMAILADMIN_TEST_MAILS_PER_MINUTE = envint("XMAILADMIN_TEST_MAILS_PER_MINUTE", 30, minimum=1)
+# The diagnosis (server check, sender-domain DNS): how long each connection or lookup may
+# wait, and the name server the DNS check asks ("IP" or "IP:PORT"; empty: the system's,
+# /etc/resolv.conf).
+XMAILADMIN_CHECK_TIMEOUT = envint("XMAILADMIN_CHECK_TIMEOUT", 10, minimum=1)
+XMAILADMIN_DNS_NAMESERVER = envstr("XMAILADMIN_DNS_NAMESERVER", "")
 # The outbox (outbox/spool.py): where xmail-sendmail drops messages for delivery.
 XMAILADMIN_OUTBOX = envstr("XMAILADMIN_OUTBOX", "/var/spool/xmailadmin/outbox")
 # Django's own mail (send_mail, mail_admins) goes into the outbox like any

@@ -16,6 +16,7 @@ from functools import partial
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -23,12 +24,15 @@ from django.utils.translation import gettext_lazy
 
 from transports import probe
 from transports.base import TargetError
+from transports.findings import Finding, Level, worst
 from transports.message import build_test_message
+from transports.server_check import check_server
 
 from . import delivery, jobs, order, relay_settings, services
-from .crypto import PasswordUnreadable
+from .crypto import PasswordUnreadable, decrypt
 from .models import (
     Account,
+    Diagnosis,
     ProbeResult,
     ProbeRun,
     RelayJob,
@@ -177,22 +181,77 @@ def expire_stale() -> int:
 
 def _send(send: TestSend, account: Account, password: str) -> dict:
     try:
-        target = account.target(password, send.recipient)
+        target = send.target(account, password)
     except TargetError as exc:
         return {"state": State.FAILED, "step": "config", "reason": str(exc)}
     return TestSend.outcome(
-        relay_settings.transport_for(send.command).send(target, _testmail(send, account))
+        relay_settings.transport_for(send.command).send(target, _testmail(send, target.sender))
     )
 
 
-def _testmail(send: TestSend, account: Account) -> bytes:
+def _testmail(send: TestSend, sender: str) -> bytes:
     return build_test_message(
-        sender=account.sender,
+        sender=sender,
         recipient=send.recipient,
         command=send.command,
         test_id=str(send.test_id),
         language=send.language,
     )
+
+
+# --- diagnosis (server check, sender-domain DNS) ------------------------------------------
+
+_LEVEL_STATE = {Level.PASS: State.PASSED, Level.WARN: State.WARNING, Level.FAIL: State.FAILED}
+
+
+@shared_task(bind=True)
+def diagnose(self, *, diagnosis_id: int) -> str:
+    return jobs.run_claimed(
+        Diagnosis,
+        diagnosis_id,
+        self.request.hostname,
+        _diagnose,
+        what="diagnosis",
+        stopped=gettext_lazy("Time limit of %(s)d s exceeded; the check was stopped."),
+    )
+
+
+def _diagnose(row: Diagnosis) -> None:
+    """Run the check and keep its report; the typed password is emptied whatever happens."""
+    password = ""
+    try:
+        password = _diagnosis_password(row)
+        report = _server_report(row, password)
+    except (TargetError, ValueError, PasswordUnreadable) as exc:
+        jobs.finish(row, state=State.FAILED, error=str(exc), password_encrypted="")
+        return
+    finally:
+        Diagnosis.objects.filter(pk=row.pk).update(password_encrypted="")
+    findings = [Finding.from_dict(f) for f in report["findings"]]
+    outcome = {"state": _LEVEL_STATE[worst(findings)], "report": report}
+    jobs.record(row, outcome, user=row.username, password=password)
+
+
+def _diagnosis_password(row: Diagnosis) -> str:
+    """The password for the optional login: typed for this check, else the account's."""
+    if not row.use_login:
+        return ""
+    if row.password_encrypted:
+        return decrypt(row.password_encrypted)
+    return row.account.decrypt_password() if row.account is not None else ""
+
+
+def _server_report(row: Diagnosis, password: str) -> dict:
+    login = row.use_login and bool(row.username and password)
+    return check_server(
+        row.host,
+        row.port or 0,
+        mode=row.mode or None,
+        ca_file=row.ca_file or None,
+        user=row.username if login else None,
+        password=password if login else None,
+        timeout=float(settings.XMAILADMIN_CHECK_TIMEOUT),
+    ).to_dict()
 
 
 # --- relays (postfix, exim) ------------------------------------------------------------

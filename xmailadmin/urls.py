@@ -11,6 +11,12 @@ from django.views.i18n import set_language
 
 from . import views
 from .views.accounts import account_detect_mode
+from .views.diagnosis import (
+    account_diagnose,
+    account_diagnosis,
+    account_form_check,
+    diagnosis_status,
+)
 
 
 class LoginForm(AuthenticationForm):
@@ -50,7 +56,9 @@ urlpatterns = [
     path("accounts/<int:account_id>/commands/<str:key>/", views.command_row, name="row"),
     path("accounts/<int:account_id>/test/", views.send_all, name="send-all"),
     path("accounts/<int:account_id>/test/<str:key>/", views.send_one, name="send-one"),
+    path("accounts/<int:account_id>/retry/<str:key>/", views.send_retry, name="send-retry"),
     path("sends/<int:send_id>/", views.send_detail, name="send-detail"),
+    path("sends/<int:send_id>/adopt/", views.send_adopt, name="send-adopt"),
     path("order/", views.order, name="order"),
     path("order/move/", views.order_move, name="order-move"),
     path("order/toggle/", views.order_toggle, name="order-toggle"),
@@ -73,4 +81,12 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("accounts/detect-mode/", account_detect_mode, name="account-detect-mode"),
+    path("accounts/check-server/", account_form_check, name="account-form-check"),
+    path("accounts/<int:account_id>/diagnosis/", account_diagnosis, name="account-diagnosis"),
+    path(
+        "accounts/<int:account_id>/diagnosis/<str:kind>/",
+        account_diagnose,
+        name="account-diagnose",
+    ),
+    path("diagnosis/<int:diagnosis_id>/", diagnosis_status, name="diagnosis-status"),
 ]

@@ -279,3 +279,44 @@ def test_an_administrator_detects_the_mode_and_uses_it(page, live_server, smtp_s
     page.wait_for_url(f"{base}/accounts/")
     page.locator("text=Noch kein SMTP-Konto").wait_for()
     assert not Account.objects.exists()
+
+
+def test_an_administrator_checks_the_server_before_saving_and_sees_the_tls_matrix(
+    page, live_server, live_worker, smtp_server, panel_admin
+):
+    """"Check the server" on a new account's form, with the values typed and the password
+    only typed: the real worker answers, the findings appear without a reload, nothing
+    is saved; after saving, the diagnosis page shows the TLS matrix."""
+    base = live_server.url
+    log_in(page, base)
+    page.goto(f"{base}/accounts/new/")
+    page.evaluate("window.__noReload = true")
+    page.fill("#id_name", "Geprüft")
+    page.fill("#id_host", smtp_server.host)
+    page.fill("#id_port", str(smtp_server.starttls_port))
+    page.fill("#id_username", smtp_server.user)
+    page.fill("#id_password", smtp_server.password)
+    page.fill("#id_ca_file", str(smtp_server.ca_file))
+    page.click("#check-server")
+    page.locator("#server-check .findings").wait_for(timeout=60_000)
+    findings = page.locator("#server-check .findings").inner_text()
+    assert "✓ login" in findings
+    assert page.locator('#server-tls-versions [data-version="1.3"]').get_attribute(
+        "data-accepted"
+    ) == "yes"
+    assert page.evaluate("window.__noReload") is True
+    assert not Account.objects.exists()
+    assert smtp_server.password not in page.locator("#server-check").inner_html()
+    page.screenshot(path=str(SHOTS / "account-check-server.png"), full_page=True)
+
+    page.fill("#id_sender", "panel@example.org")
+    page.fill("#id_recipient", "admin@example.org")
+    page.click("button[type=submit].primary")
+    page.wait_for_url(f"{base}/accounts/")
+    account = Account.objects.get()
+    page.click(f'[data-diagnosis="{account.pk}"]')
+    page.wait_for_url(f"{base}/accounts/{account.pk}/diagnosis/")
+    assert page.locator("#tls-matrix").is_visible()
+    page.click("#server-check-button")
+    page.locator("#server-job .findings").wait_for(timeout=60_000)
+    page.screenshot(path=str(SHOTS / "diagnosis.png"), full_page=True)

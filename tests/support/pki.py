@@ -95,11 +95,13 @@ def _make_leaf(
     ca_cert: x509.Certificate,
     common_name: str,
     names: Iterable[x509.GeneralName],
+    *,
+    valid_days: float = 365,
 ) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     key = _new_key()
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     cert = (
-        _builder(_name(common_name), ca_cert.subject, key.public_key())
+        _builder(_name(common_name), ca_cert.subject, key.public_key(), valid_days)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -130,7 +132,7 @@ def _name(common_name: str) -> x509.Name:
 
 
 def _builder(
-    subject: x509.Name, issuer: x509.Name, public_key: rsa.RSAPublicKey
+    subject: x509.Name, issuer: x509.Name, public_key: rsa.RSAPublicKey, valid_days: float = 365
 ) -> x509.CertificateBuilder:
     now = dt.datetime.now(dt.UTC)
     return (
@@ -141,7 +143,7 @@ def _builder(
         .serial_number(x509.random_serial_number())
         # Back-dated a day so a client with a slightly wrong clock still accepts it.
         .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=365))
+        .not_valid_after(now + dt.timedelta(days=valid_days))
     )
 
 

@@ -26,6 +26,7 @@ import ssl
 import sys
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -159,6 +160,11 @@ class _Listener:
     cert_file: Path | None = None
     key_file: Path | None = None
     maximum_version: ssl.TLSVersion | None = None
+    # Options for tests/support/diagnosis_servers.py; the defaults are the suite's servers.
+    minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+    legacy: bool = False  # security level 0, so that TLS 1.0 and 1.1 handshakes work
+    auth_before_tls: bool = False  # STARTTLS mode: AUTH offered (and taken) in clear
+    auth_excluded: tuple[str, ...] = ()  # mechanisms not offered, e.g. ("PLAIN",)
 
 
 def _listeners(pki: Pki) -> tuple[_Listener, ...]:
@@ -180,7 +186,11 @@ def _listeners(pki: Pki) -> tuple[_Listener, ...]:
 
 def _server_context(listener: _Listener) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if listener.legacy:
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TLSVersion.TLSv1 (legacy)
+        ctx.minimum_version = listener.minimum_version
     if listener.maximum_version is not None:
         ctx.maximum_version = listener.maximum_version
     assert listener.cert_file is not None and listener.key_file is not None
@@ -192,15 +202,22 @@ class _TestSMTP(SMTP):
     """aiosmtpd's SMTP, aware of implicit TLS and of its connection for shutdown."""
 
     def __init__(
-        self, handler: _Handler, *, implicit_tls: bool, connections: set[Any], **kwargs: Any
+        self,
+        handler: _Handler,
+        *,
+        implicit_tls: bool,
+        connections: set[Any],
+        auth_before_tls: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(handler, auth_require_tls=True, **kwargs)
-        if implicit_tls:
+        if implicit_tls or auth_before_tls:
             # aiosmtpd does not know the socket is already encrypted and would
             # refuse AUTH with 538. Passing auth_require_tls=False instead warns
             # (UserWarning) on every connection, which "-W error" turns into a
             # dropped connection; so flip the flag after construction.
             assert hasattr(self, "_auth_require_tls"), "aiosmtpd internals changed"
+            # The same flag makes a STARTTLS listener offer AUTH before TLS on purpose.
             self._auth_require_tls = False
         self._connections = connections
         self._raw_transport: asyncio.BaseTransport | None = None
@@ -303,6 +320,7 @@ class SmtpTestServer:
         idle_timeout: float = IDLE_TIMEOUT,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
         keep_in_memory: bool = True,
+        listeners: Callable[[Pki], Iterable[_Listener]] | None = None,
     ) -> None:
         self.pki = pki
         self.directory = Path(directory)
@@ -318,6 +336,8 @@ class SmtpTestServer:
         self.idle_timeout = idle_timeout
         self.handshake_timeout = handshake_timeout
         self.keep_in_memory = keep_in_memory
+        # The listeners to open (default: the suite's seven, see _listeners).
+        self._listener_set = listeners or _listeners
         self.ports: dict[str, int] = {}
         # Recipient (lower case) -> the whole reply to RCPT, e.g. "550 5.1.1 ... unknown".
         self.refused_recipients: dict[str, str] = {}
@@ -406,7 +426,7 @@ class SmtpTestServer:
 
     async def _open(self) -> None:
         loop = asyncio.get_running_loop()
-        for listener in _listeners(self.pki):
+        for listener in self._listener_set(self.pki):
             # Bind first so the handler knows its port before any client arrives.
             sock = socket.create_server((HOST, 0))
             port = sock.getsockname()[1]
@@ -434,10 +454,13 @@ class SmtpTestServer:
             handler,
             implicit_tls=implicit,
             connections=self._connections,
+            auth_before_tls=handler.listener.auth_before_tls,
             # STARTTLS inside implicit TLS would be nonsense, so no context there.
             tls_context=None if implicit else ctx,
-            require_starttls=handler.listener.mode == "starttls",
+            require_starttls=handler.listener.mode == "starttls"
+            and not handler.listener.auth_before_tls,
             auth_required=self.auth_required,
+            auth_exclude_mechanism=handler.listener.auth_excluded,
             authenticator=self._authenticate,
             data_size_limit=self.data_size_limit,
             decode_data=False,

@@ -14,9 +14,11 @@ from .dashboard import (
     dashboard,
     probe_start,
     probe_status,
+    send_adopt,
     send_all,
     send_detail,
     send_one,
+    send_retry,
 )
 from .history import history
 from .order import order, order_move, order_reset, order_toggle
@@ -66,7 +68,9 @@ __all__ = [
     "relay_check_status",
     "relay_test",
     "relay_test_status",
+    "send_adopt",
     "send_all",
     "send_detail",
     "send_one",
+    "send_retry",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -19,6 +20,7 @@ from transports.catalogue import BY_KEY, Entry
 from .. import crypto, health, jobs, pagecache, services
 from ..context_processors import roles
 from ..models import (
+    PERM_CHANGE,
     PERM_RUN,
     PERM_VIEW,
     Account,
@@ -164,10 +166,52 @@ def send_one(request: HttpRequest, account_id: int, key: str) -> HttpResponse:
         services.start_tests(account, [key], request.user)
     except services.NotAccepted as exc:
         return notice(request, str(exc))
+    return _row_started(request, account, key)
+
+
+def _row_started(request: HttpRequest, account: Account, key: str) -> HttpResponse:
     if request.htmx:
         row = _rows(account, [key])[0]
         response = render(request, "panel/dashboard.html#row", {"account": account, "row": row})
         return trigger_client_event(response, SENDS_CHANGED)
+    return redirect(f"{reverse('dashboard')}?account={account.pk}")
+
+
+@require_POST
+@panel_view(PERM_RUN)
+def send_retry(request: HttpRequest, account_id: int, key: str) -> HttpResponse:
+    """The one-click retry the last failure of ``key`` offers (the other mode, or the
+    login as sender): taken from that row, never from the request."""
+    account = get_object_or_404(Account, pk=account_id)
+    last = TestSend.objects.filter(account=account, command=key).first()
+    offer = last.retry_offer if last else None
+    if offer is None:
+        return notice(request, _("There is nothing to try again for this command."))
+    tried = {"mode_tried" if offer["try"] == "mode" else "sender_tried": offer["value"]}
+    try:
+        services.start_tests(account, [key], request.user, **tried)
+    except services.NotAccepted as exc:
+        return notice(request, str(exc))
+    return _row_started(request, account, key)
+
+
+@require_POST
+@panel_view(PERM_CHANGE)
+def send_adopt(request: HttpRequest, send_id: int) -> HttpResponse:
+    """Save for the account the mode or sender with which a one-click retry passed."""
+    send = get_object_or_404(TestSend, pk=send_id)
+    change = send.adoptable
+    if change is None:
+        return notice(request, _("This test changes nothing that could be saved."))
+    account = send.account
+    setattr(account, change["field"], change["value"])
+    account.audit_as = (request.user, change["field"])
+    account.save()
+    messages.success(
+        request,
+        _("Saved for “%(name)s”: %(value)s. Test again to see every command with it.")
+        % {"name": account.name, "value": change["label"]},
+    )
     return redirect(f"{reverse('dashboard')}?account={account.pk}")
 
 
