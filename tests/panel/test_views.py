@@ -113,8 +113,10 @@ def test_support_may_start_a_test(support_web, offline_account, worker_alive):
 
 def test_support_sees_no_change_buttons(support_web, offline_account):
     html = support_web.get(reverse("accounts")).content.decode()
-    assert reverse("account-edit", args=[offline_account.pk]) not in html
+    assert f'href="{reverse("account-edit", args=[offline_account.pk])}"' not in html
     assert reverse("account-new") not in html
+    # The diagnosis only reads and checks: support may open it.
+    assert f'href="{reverse("account-diagnosis", args=[offline_account.pk])}"' in html
 
 
 def test_the_login_page_logs_in(client, panel_admin):
