@@ -24,9 +24,9 @@ from django.utils.translation import gettext_lazy
 
 from transports import probe
 from transports.base import TargetError
-from transports.findings import Finding, Level, worst
+from transports.findings import Level
 from transports.message import build_test_message
-from transports.server_check import check_server
+from transports.server_check import ServerReport, check_server
 
 from . import delivery, jobs, order, relay_settings, services
 from .crypto import PasswordUnreadable, decrypt
@@ -199,7 +199,7 @@ def _testmail(send: TestSend, sender: str) -> bytes:
     )
 
 
-# --- diagnosis (server check, sender-domain DNS) ------------------------------------------
+# --- diagnosis (the server check) --------------------------------------------------------
 
 _LEVEL_STATE = {Level.PASS: State.PASSED, Level.WARN: State.WARNING, Level.FAIL: State.FAILED}
 
@@ -223,12 +223,11 @@ def _diagnose(row: Diagnosis) -> None:
         password = _diagnosis_password(row)
         report = _server_report(row, password)
     except (TargetError, ValueError, PasswordUnreadable) as exc:
-        jobs.finish(row, state=State.FAILED, error=str(exc), password_encrypted="")
+        jobs.finish(row, state=State.FAILED, error=str(exc))
         return
     finally:
         Diagnosis.objects.filter(pk=row.pk).update(password_encrypted="")
-    findings = [Finding.from_dict(f) for f in report["findings"]]
-    outcome = {"state": _LEVEL_STATE[worst(findings)], "report": report}
+    outcome = {"state": _LEVEL_STATE[report.level], "report": report.to_dict()}
     jobs.record(row, outcome, user=row.username, password=password)
 
 
@@ -241,7 +240,7 @@ def _diagnosis_password(row: Diagnosis) -> str:
     return row.account.decrypt_password() if row.account is not None else ""
 
 
-def _server_report(row: Diagnosis, password: str) -> dict:
+def _server_report(row: Diagnosis, password: str) -> ServerReport:
     login = row.use_login and bool(row.username and password)
     return check_server(
         row.host,
@@ -251,7 +250,7 @@ def _server_report(row: Diagnosis, password: str) -> dict:
         user=row.username if login else None,
         password=password if login else None,
         timeout=float(settings.XMAILADMIN_CHECK_TIMEOUT),
-    ).to_dict()
+    )
 
 
 # --- relays (postfix, exim) ------------------------------------------------------------
