@@ -6,11 +6,14 @@
     python -m transports detect-mode --host H --port P [--timeout S] [--json]
     python -m transports check-server --host H --port P [--mode smtps|starttls]
         [--ca-file F] [--user U --password-file F] [--timeout S] [--json]
+    python -m transports dns DOMAIN [--nameserver IP[:PORT]] [--smtp-host H]
+        [--dkim-selector S]... [--sender A] [--auth-user U] [--timeout S] [--json]
 
 ``detect-mode`` exits 0 when the server showed a mode (one connection, no login).
 ``send`` exits 0 only when the mail went through; the password is read from
 a file (``-`` = first line of stdin), never from argv. ``check-server``
-sends no mail; it exits 1 when a finding failed, 0 otherwise (warnings included).
+sends no mail, ``dns`` only asks DNS; both exit 1 when a finding failed, 0 otherwise
+(warnings included), 2 on bad input.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Sequence
 
 from .base import Detection, Mode, SendResult, Target, TargetError
 from .catalogue import BY_KEY, KEYS, transport_for
+from .dns_check import check_domain
 from .findings import Finding, Level, worst
 from .message import build_test_message
 from .mode_probe import detect_mode
@@ -138,6 +142,23 @@ def _check_server(args: argparse.Namespace) -> int:
     return _report(report, args.json, f"{args.host}:{args.port}")
 
 
+def _dns(args: argparse.Namespace) -> int:
+    try:
+        report = check_domain(
+            args.domain,
+            nameserver=args.nameserver,
+            smtp_host=args.smtp_host,
+            dkim_selectors=args.dkim_selector,
+            envelope_sender=args.sender,
+            auth_user=args.auth_user,
+            timeout=args.timeout,
+        )
+    except TargetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return _report(report, args.json, report.domain)
+
+
 def _report(report, as_json: bool, what: str) -> int:
     """Print a check's report (JSON, or one line per finding); 1 if a finding failed."""
     if as_json:
@@ -191,6 +212,16 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--timeout", type=float, default=10.0)
     check.add_argument("--json", action="store_true")
     check.set_defaults(func=_check_server)
+    dns = sub.add_parser("dns", help="what the sender's domain publishes: MX, SPF, DMARC, DKIM")
+    dns.add_argument("domain")
+    dns.add_argument("--nameserver", help="IP or IP:PORT; default: the system's resolver")
+    dns.add_argument("--smtp-host", help="the account's SMTP server, looked for in SPF")
+    dns.add_argument("--dkim-selector", action="append", default=[])
+    dns.add_argument("--sender", help="the envelope sender, compared with --auth-user")
+    dns.add_argument("--auth-user", help="the SMTP login")
+    dns.add_argument("--timeout", type=float, default=5.0)
+    dns.add_argument("--json", action="store_true")
+    dns.set_defaults(func=_dns)
     return p
 
 
