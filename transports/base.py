@@ -380,12 +380,12 @@ class SendResult:
         return data
 
 
-def suggest_for(result: SendResult, target: Target) -> Suggestion | None:
+def suggest_for(result: SendResult, target: Target, issuer: str = "") -> Suggestion | None:
     """What to do about ``result``, with the target's values."""
     return suggest(
         result.reason_code, f"{result.detail} {result.reason}", host=target.host,
         port=target.port, user=target.user, sender=target.sender,
-        implicit_tls=target.implicit_tls,
+        implicit_tls=target.implicit_tls, issuer=issuer,
     )  # fmt: skip
 
 

@@ -13,10 +13,44 @@ from __future__ import annotations
 import socket
 import ssl
 
-from .base import Target
+from .base import SendResult, Target, suggest_for
 from .mode_probe import EHLO_NAME, read_reply
 
 PROBE_TIMEOUT = 10.0
+UNTRUSTED = frozenset({"tls_untrusted", "tls_verify_certificates"})
+
+
+def name_issuer(result: SendResult, target: Target) -> SendResult:
+    """An untrusted certificate's suggestion with its issuer named: no command's words
+    say who issued it, so the server is asked (one handshake, no login, no mail)."""
+    if result.ok or result.reason_code not in UNTRUSTED:
+        return result
+    issuer = certificate_issuer(target)
+    if issuer and (found := suggest_for(result, target, issuer=issuer)) is not None:
+        result.suggestion, result.action = found.text, found.action
+    return result
+
+
+def certificate_issuer(target: Target) -> str | None:
+    """The issuer of the server's certificate ("CN=R11,O=Let's Encrypt,C=US"), read
+    without verifying it; None when the server or ``cryptography`` cannot tell."""
+    try:
+        from cryptography import x509
+    except ImportError:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    timeout = min(PROBE_TIMEOUT, target.timeout)
+    try:
+        with socket.create_connection((target.host, target.port), timeout=timeout) as sock:
+            if not target.implicit_tls and not _starttls(sock):
+                return None
+            with context.wrap_socket(sock, server_hostname=target.host) as tls:
+                der = tls.getpeercert(binary_form=True)
+        return x509.load_der_x509_certificate(der).issuer.rfc4514_string() if der else None
+    except (OSError, ValueError):
+        return None
 
 
 def certificate_problem(target: Target) -> str | None:

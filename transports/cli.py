@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 from .base import Detection, Mode, SendResult, Target, TargetError
 from .catalogue import BY_KEY, KEYS, transport_for
+from .cert_probe import name_issuer
 from .dns_check import check_domain
 from .findings import Finding, Level, worst
 from .message import build_test_message
@@ -95,7 +96,7 @@ def _send(args: argparse.Namespace) -> int:
     message = build_test_message(
         sender=target.sender, recipient=target.recipient, command=args.command
     )
-    result = transport_for(args.command).send(target, message)
+    result = name_issuer(transport_for(args.command).send(target, message), target)
     print(
         json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if args.json else summary(result)
     )

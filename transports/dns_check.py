@@ -156,6 +156,15 @@ def check_selector(value: str) -> str:
     return selector
 
 
+def check_selectors(values: Iterable[str]) -> list[str]:
+    selectors = list(dict.fromkeys(check_selector(s) for s in values))
+    if len(selectors) > MAX_SELECTORS:
+        raise TargetError(
+            Text(gettext_noop("at most %(count)s DKIM selectors"), {"count": MAX_SELECTORS})
+        )
+    return selectors
+
+
 def parse_nameserver(value: str) -> tuple[str, int]:
     """``IP``, ``IP:PORT``, ``[IPv6]:PORT`` or a bare IPv6 address -> (ip, port)."""
     ip, port = _split_nameserver(value)
@@ -352,11 +361,7 @@ def check_domain(
     """
     started = time.monotonic()
     name = check_domain_name(domain)
-    selectors = list(dict.fromkeys(check_selector(s) for s in dkim_selectors))
-    if len(selectors) > MAX_SELECTORS:
-        raise TargetError(
-            Text(gettext_noop("at most %(count)s DKIM selectors"), {"count": MAX_SELECTORS})
-        )
+    selectors = check_selectors(dkim_selectors)
     server = _nameserver(nameserver, port)
     host = normalise_host(smtp_host) if smtp_host else None
     if not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT:

@@ -20,10 +20,14 @@ class Rule:
     text: str  # message id; may name %(host)s, %(port)s, %(user)s, %(sender)s, %(mode)s
     action: str = ""  # what the panel may offer: switch_mode, edit_login, ca_file, ...
     words: re.Pattern[str] | None = None  # the server's or tool's words it also needs
+    needs: str = ""  # a value (such as the issuer) without which the rule does not fit
 
 
-def _rule(codes: str, text: str, action: str = "", words: str | None = None) -> Rule:
-    return Rule(frozenset(codes.split()), text, action, re.compile(words, re.I) if words else None)
+def _rule(
+    codes: str, text: str, action: str = "", words: str | None = None, needs: str = ""
+) -> Rule:
+    pattern = re.compile(words, re.I) if words else None
+    return Rule(frozenset(codes.split()), text, action, pattern, needs)
 
 
 FIREWALL = gettext_noop(
@@ -63,6 +67,15 @@ RULES: tuple[Rule, ...] = (
             "address as sender instead of %(sender)s"
         ),
         "use_account_sender",
+    ),
+    _rule(
+        "tls_untrusted tls_verify_certificates",
+        gettext_noop(
+            "this server does not trust %(issuer)s, the issuer of the server's certificate: "
+            "put that issuer's certificate (PEM) into the account's CA file"
+        ),
+        "ca_file",
+        needs="issuer",
     ),
     _rule(
         "tls_untrusted tls_verify_certificates",
@@ -114,16 +127,19 @@ class Suggestion:
 
 def suggest(
     code: str, words: str, *, host: str = "", port: int | str = "", user: str = "",
-    sender: str = "", implicit_tls: bool = False,
+    sender: str = "", implicit_tls: bool = False, issuer: str = "",
 ) -> Suggestion | None:  # fmt: skip
     """The suggestion for a failure with reason ``code`` and the tool's and server's
-    ``words`` (detail and reason), or None when the table has none."""
+    ``words`` (detail and reason), or None when the table has none. ``issuer``: the
+    certificate's issuer, when the caller asked the server (cert_probe.name_issuer)."""
     values = {
-        "host": host, "port": str(port), "user": user, "sender": sender,
+        "host": host, "port": str(port), "user": user, "sender": sender, "issuer": issuer,
         # The mode to switch to: the other one.
         "mode": "STARTTLS" if implicit_tls else "SMTPS (implicit TLS)",
     }  # fmt: skip
     for rule in RULES:
+        if rule.needs and not values[rule.needs]:
+            continue
         if code in rule.codes and (rule.words is None or rule.words.search(words)):
             named = {k: v for k, v in values.items() if f"%({k})s" in rule.text}
             return Suggestion(Text(rule.text, named), rule.action)

@@ -24,6 +24,8 @@ from django.utils.translation import gettext_lazy
 
 from transports import probe
 from transports.base import TargetError
+from transports.cert_probe import name_issuer
+from transports.dns_check import DnsReport, check_domain
 from transports.findings import Level
 from transports.message import build_test_message
 from transports.server_check import ServerReport, check_server
@@ -184,9 +186,8 @@ def _send(send: TestSend, account: Account, password: str) -> dict:
         target = send.target(account, password)
     except TargetError as exc:
         return {"state": State.FAILED, "step": "config", "reason": str(exc)}
-    return TestSend.outcome(
-        relay_settings.transport_for(send.command).send(target, _testmail(send, target.sender))
-    )
+    result = relay_settings.transport_for(send.command).send(target, _testmail(send, target.sender))
+    return TestSend.outcome(name_issuer(result, target))
 
 
 def _testmail(send: TestSend, sender: str) -> bytes:
@@ -220,8 +221,11 @@ def _diagnose(row: Diagnosis) -> None:
     """Run the check and keep its report; the typed password is emptied whatever happens."""
     password = ""
     try:
-        password = _diagnosis_password(row)
-        report = _server_report(row, password)
+        if row.kind == Diagnosis.Kind.DNS:
+            report = _dns_report(row)
+        else:
+            password = _diagnosis_password(row)
+            report = _server_report(row, password)
     except (TargetError, ValueError, PasswordUnreadable) as exc:
         jobs.finish(row, state=State.FAILED, error=str(exc))
         return
@@ -249,6 +253,18 @@ def _server_report(row: Diagnosis, password: str) -> ServerReport:
         ca_file=row.ca_file or None,
         user=row.username if login else None,
         password=password if login else None,
+        timeout=float(settings.XMAILADMIN_CHECK_TIMEOUT),
+    )
+
+
+def _dns_report(row: Diagnosis) -> DnsReport:
+    return check_domain(
+        row.domain,
+        nameserver=settings.XMAILADMIN_DNS_NAMESERVER or None,
+        smtp_host=row.host or None,
+        dkim_selectors=row.selectors or [],
+        envelope_sender=row.sender or None,
+        auth_user=row.username or None,
         timeout=float(settings.XMAILADMIN_CHECK_TIMEOUT),
     )
 

@@ -174,3 +174,57 @@ def test_the_matrix_before_any_server_check_says_what_each_command_can_speak(adm
     page = admin_web.get(reverse("account-diagnosis", args=[account.pk])).content.decode()
     assert "kann TLS 1.2; der Server ist noch nicht geprüft" in page
     assert "Noch nicht geprüft." in page
+
+
+# --- the sender domain (DNS) --------------------------------------------------------------
+
+
+def test_the_sender_domain_check_asks_the_configured_nameserver_and_speaks_german(
+    admin_web, account, worker_alive, settings
+):
+    from dns_server import DnsTestServer, txt
+
+    zone = {
+        ("example.org", "MX"): ["10 mx.example.org."],
+        ("mx.example.org", "A"): ["127.0.0.2"],
+        ("example.org", "TXT"): [txt("v=spf1 ip4:127.0.0.0/8 -all")],
+        ("_dmarc.example.org", "TXT"): [txt("v=DMARC1; p=reject")],
+        ("s1._domainkey.example.org", "TXT"): [txt("v=DKIM1; p=")],
+    }
+    with DnsTestServer(zone) as server:
+        settings.XMAILADMIN_DNS_NAMESERVER = server.nameserver
+        url = reverse("account-diagnose", args=[account.pk, "dns"])
+        response = admin_web.post(url, {"selectors": "s1, s1"}, **HTMX)
+        assert response.status_code == 200 and 'hx-trigger="every' in response.content.decode()
+        row = run(Diagnosis.objects.get(kind=Diagnosis.Kind.DNS))
+        asked = {name for name, _ in server.queries}
+    assert row.domain == "example.org" and row.selectors == ["s1"]
+    assert "s1._domainkey.example.org" in asked
+    assert row.state == State.FAILED  # the revoked DKIM key
+    page = admin_web.get(reverse("account-diagnosis", args=[account.pk])).content.decode()
+    assert f"der SPF-Eintrag berechtigt den SMTP-Server {account.host}" in page
+    assert "für den Selektor »s1« ist widerrufen" in page
+    assert 'id="dkim-selectors" name="selectors" value="s1"' in page
+    assert_no_secret(account.decrypt_password(), account.username, page, json.dumps(row.report))
+
+
+def test_a_hostile_selector_is_refused_in_german_and_nothing_is_queued(admin_web, account):
+    url = reverse("account-diagnose", args=[account.pk, "dns"])
+    response = admin_web.post(url, {"selectors": "s1 $(id);x"}, **HTMX)
+    assert "kein gültiger DKIM-Selektor" in response.content.decode()
+    assert not Diagnosis.objects.exists()
+
+
+def test_a_silent_nameserver_fails_the_check_with_the_reason_in_german(
+    admin_web, account, worker_alive, settings
+):
+    from dns_server import SilentDnsServer
+
+    settings.XMAILADMIN_CHECK_TIMEOUT = 1
+    with SilentDnsServer() as server:
+        settings.XMAILADMIN_DNS_NAMESERVER = server.nameserver
+        admin_web.post(reverse("account-diagnose", args=[account.pk, "dns"]), {}, **HTMX)
+        row = run(Diagnosis.objects.get(kind=Diagnosis.Kind.DNS))
+    assert row.state == State.FAILED
+    page = admin_web.get(reverse("account-diagnosis", args=[account.pk])).content.decode()
+    assert "keine Antwort vom Nameserver innerhalb von 1 s" in page

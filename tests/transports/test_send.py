@@ -159,3 +159,16 @@ def test_transcripts_carry_no_control_characters(command, smtp):
     )
 
     assert not any(ord(c) < 32 and c not in "\n\t\r" for c in result.transcript)
+
+
+@pytest.mark.parametrize("key", ["python3", "curl", "msmtp"])
+def test_an_untrusted_certificate_suggestion_names_its_issuer(key, smtp):
+    from transports.catalogue import transport_for
+    from transports.cert_probe import name_issuer
+
+    target = make_target(smtp, Mode.STARTTLS, port=smtp.other_ca_starttls_port)
+    result = name_issuer(transport_for(key).send(target, sent_message(key, "x")), target)
+
+    assert not result.ok and result.action == "ca_file", result.transcript
+    assert "does not trust CN=xmailadmin other (untrusted) CA" in str(result.suggestion)
+    assert smtp.messages() == []

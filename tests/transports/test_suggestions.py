@@ -19,6 +19,8 @@ CASES = [
      "check the user name alice@example.net"),
     (("sender_refused", "553 5.7.1 Sender address rejected: not owned by user", False),
      "use_account_sender", "instead of noreply@example.org"),
+    (("tls_untrusted", "unable to get local issuer certificate", False, "CN=Other CA"),
+     "ca_file", "does not trust CN=Other CA, the issuer"),
     (("tls_untrusted", "unable to get local issuer certificate", False), "ca_file",
      "into the account's CA file"),
     (("tls_hostname", "Hostname mismatch", False), "edit_host",
@@ -33,9 +35,9 @@ CASES = [
 
 @pytest.mark.parametrize(("failure", "action", "words"), CASES, ids=[c[0][0] for c in CASES])
 def test_each_failure_gets_its_suggestion(failure, action, words):
-    code, said, implicit = failure
+    code, said, implicit, *issuer = failure
 
-    found = suggest(code, said, implicit_tls=implicit, **ACCOUNT)
+    found = suggest(code, said, implicit_tls=implicit, issuer="".join(issuer), **ACCOUNT)
 
     assert found is not None and found.action == action
     assert words in str(found.text)
@@ -43,8 +45,8 @@ def test_each_failure_gets_its_suggestion(failure, action, words):
 
 def test_every_rule_is_reached_by_a_case():
     reached = set()
-    for (code, said, implicit), _action, _words in CASES:
-        found = suggest(code, said, implicit_tls=implicit, **ACCOUNT)
+    for (code, said, implicit, *issuer), _action, _words in CASES:
+        found = suggest(code, said, implicit_tls=implicit, issuer="".join(issuer), **ACCOUNT)
         reached.add(next(r.text for r in RULES if r.text == found.text.msgid))
     assert reached == {r.text for r in RULES}
 

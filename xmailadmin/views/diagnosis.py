@@ -1,5 +1,5 @@
-"""Diagnosis of an account: what its server offers (no mail sent) and the TLS matrix of
-the mail commands against that server.
+"""Diagnosis of an account: what its server offers (no mail sent), what its sender's
+domain publishes in DNS, and the TLS matrix of the mail commands against that server.
 
 The checks run in the worker (tasks.diagnose); the views create the rows and show them,
 polled while they run. "Check the server" also works from the account form, with the
@@ -13,7 +13,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from transports.base import TargetError
 from transports.catalogue import CATALOGUE
+from transports.dns_check import check_domain_name, check_selectors
 from transports.tls_matrix import VERSIONS, CommandTls, matrix
 
 from .. import jobs, services
@@ -47,11 +49,16 @@ def job_context(row: Diagnosis | None) -> dict:
 def account_diagnosis(request: HttpRequest, account_id: int) -> HttpResponse:
     account = get_object_or_404(Account, pk=account_id)
     server = Diagnosis.latest(account, Diagnosis.Kind.SERVER)
-    if server is not None and server.active and jobs.expire_stale():
-        server.refresh_from_db()
+    dns = Diagnosis.latest(account, Diagnosis.Kind.DNS)
+    if any(r is not None and r.active for r in (server, dns)) and jobs.expire_stale():
+        for row in (server, dns):
+            if row is not None:
+                row.refresh_from_db()
     context = {
         "account": account,
         "server": job_context(server),
+        "dns": job_context(dns),
+        "selectors": " ".join(dns.selectors) if dns else "",
         "matrix": tls_grid(account, server),
         "probed": ProbeRun.latest_finished() is not None,
         "versions": VERSIONS,
@@ -62,10 +69,15 @@ def account_diagnosis(request: HttpRequest, account_id: int) -> HttpResponse:
 @require_POST
 @panel_view(PERM_RUN)
 def account_diagnose(request: HttpRequest, account_id: int, kind: str) -> HttpResponse:
-    """Start the server check, with the account's stored login."""
+    """Start the server check (with the account's stored login) or the sender-domain
+    check (with the DKIM selectors typed on the page)."""
     account = get_object_or_404(Account, pk=account_id)
-    if kind != Diagnosis.Kind.SERVER:
+    if kind not in Diagnosis.Kind.values:
         raise Http404
+    try:
+        dns = _dns_values(account, request.POST.get("selectors", "")) if kind == "dns" else {}
+    except TargetError as exc:
+        return notice(request, say(exc.text), back=_diagnosis_url(account))
     row = Diagnosis(
         kind=kind,
         account=account,
@@ -75,8 +87,9 @@ def account_diagnose(request: HttpRequest, account_id: int, kind: str) -> HttpRe
         mode=account.mode,
         ca_file=account.ca_file,
         username=account.username,
-        use_login=account.has_password,
+        use_login=account.has_password and kind == Diagnosis.Kind.SERVER,
         sender=account.sender,
+        **dns,
     )
     try:
         services.start_diagnosis(row, request.user)
@@ -85,6 +98,14 @@ def account_diagnose(request: HttpRequest, account_id: int, kind: str) -> HttpRe
     if request.htmx:
         return render(request, "panel/diagnosis.html#job", job_context(row))
     return redirect(_diagnosis_url(account))
+
+
+def _dns_values(account: Account, typed: str) -> dict:
+    """The sender's domain (the login's when no sender is set) and the DKIM selectors
+    typed (commas or spaces between them); TargetError says what is wrong."""
+    address = account.sender or account.username
+    domain = check_domain_name(address.rsplit("@", 1)[-1] if "@" in address else "")
+    return {"domain": domain, "selectors": check_selectors(typed.replace(",", " ").split())}
 
 
 @require_POST
