@@ -6,7 +6,9 @@ only the user and host of the ``mta`` URL.
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 import urllib.parse
 
 from . import tlsinfo
@@ -51,11 +53,31 @@ def rc_quote(value: str) -> str:
     return "'" + config_value(value).replace("'", "'\\''") + "'"
 
 
+# Each send asks which s-nail it has (14 and 15 are different rows): one process start
+# per send for an answer that changes only when the binary does. Keyed by the file's
+# identity, so an upgrade in place is seen; an unknown answer is asked again next time.
+_MAJOR: dict[tuple[str, int, int, int], int] = {}
+_MAJOR_LOCK = threading.Lock()
+
+
 def major_version(exe: str) -> int | None:
-    """s-nail's major version from ``s-nail -V`` ("s-nail v14.9.24, ...")."""
+    """s-nail's major version from ``s-nail -V`` ("s-nail v14.9.24, ..."), asked once
+    per binary."""
+    try:
+        st = os.stat(exe)
+    except OSError:
+        return None
+    key = (os.path.realpath(exe), st.st_ino, st.st_mtime_ns, st.st_size)
+    with _MAJOR_LOCK:
+        if key in _MAJOR:
+            return _MAJOR[key]
     out = run([exe, "-V"], timeout=5)
     match = re.search(r"\bv?(\d+)\.\d+", out.text)
-    return int(match.group(1)) if match else None
+    if match is None:
+        return None
+    with _MAJOR_LOCK:
+        _MAJOR[key] = int(match.group(1))
+    return _MAJOR[key]
 
 
 class SNail(CommandTransport):

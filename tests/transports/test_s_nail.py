@@ -62,3 +62,19 @@ def test_snail15_stand_in(tmp_path):
     row14 = detect("snail14", fake)
     assert not row14.found
     assert row14.note == "installed s-nail is 15.0.0"
+
+
+def test_the_version_is_asked_once_per_binary_and_again_after_an_upgrade(tmp_path):
+    calls = tmp_path / "calls"
+    fake = tmp_path / "s-nail"
+
+    def install(version: str) -> None:
+        fake.write_text(f"#!/bin/sh\necho x >> {calls}\necho 's-nail v{version}, 2026'\n")
+        fake.chmod(0o755)
+
+    install("14.9.24")
+    assert [major_version(str(fake)) for _ in range(3)] == [14, 14, 14]
+    assert calls.read_text().count("x") == 1  # one process for three sends
+    install("15.0.1-upgraded")  # replaced in place: another size and time
+    assert major_version(str(fake)) == 15
+    assert calls.read_text().count("x") == 2
