@@ -668,6 +668,8 @@ class AuditEntry(models.Model):
         OUTBOX_DISCARD = "outbox_discard", _("Outbox message discarded")
         OUTBOX_ALERT = "outbox_alert", _("Alert: mail works again")
         ADMIN_ADDRESS = "admin_address", _("Admin address set")
+        BUNDLE_MADE = "bundle_made", _("Support bundle downloaded")
+        BUNDLE_UPLOADED = "bundle_uploaded", _("Support bundle uploaded")
 
     BURST_ACTIONS = frozenset({Action.ORDER_CHANGED})
     BURST = timedelta(seconds=60)
@@ -996,3 +998,30 @@ class DeliveryAttempt(models.Model):
     def command_label(self) -> str:
         entry = BY_KEY.get(self.command)
         return say(entry.label) if entry else self.command
+
+
+# --- support bundles uploaded to be read here ------------------------------------------
+
+
+class SupportBundle(models.Model):
+    """A customer's support bundle (bundle.py), uploaded to be read in this panel: shown
+    read-only, marked as the bundle of its server and time, never mixed with live rows."""
+
+    uploaded_at = models.DateTimeField(default=timezone.now)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    filename = models.CharField(max_length=255, blank=True)
+    size = models.PositiveIntegerField(default=0)
+    server = models.CharField(max_length=255)  # the bundle's own word for its server
+    created_at = models.DateTimeField()  # when the customer's panel made it
+    schema = models.PositiveIntegerField()
+    data = models.JSONField()
+
+    class Meta:
+        ordering = ["-uploaded_at", "-id"]
+        verbose_name = _("support bundle")
+        verbose_name_plural = _("support bundles")
+
+    def __str__(self) -> str:
+        return f"{self.server} {self.created_at:%Y-%m-%d %H:%M}"

@@ -286,6 +286,8 @@ XMAILADMIN_TEST_MAILS_PER_MINUTE = envint("XMAILADMIN_TEST_MAILS_PER_MINUTE", 30
 # /etc/resolv.conf).
 XMAILADMIN_CHECK_TIMEOUT = envint("XMAILADMIN_CHECK_TIMEOUT", 10, minimum=1)
 XMAILADMIN_DNS_NAMESERVER = envstr("XMAILADMIN_DNS_NAMESERVER", "")
+# The largest support bundle that may be uploaded (bytes); a real one is well under 1 MB.
+XMAILADMIN_BUNDLE_MAX_BYTES = envint("XMAILADMIN_BUNDLE_MAX_BYTES", 20_000_000, minimum=1000)
 # The outbox (outbox/spool.py): where xmail-sendmail drops messages for delivery.
 XMAILADMIN_OUTBOX = envstr("XMAILADMIN_OUTBOX", "/var/spool/xmailadmin/outbox")
 # Django's own mail (send_mail, mail_admins) goes into the outbox like any

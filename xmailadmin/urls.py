@@ -17,6 +17,7 @@ from .views.diagnosis import (
     account_form_check,
     diagnosis_status,
 )
+from .views.support import bundle_download, bundle_upload, bundle_view, support
 
 
 class LoginForm(AuthenticationForm):
@@ -89,4 +90,8 @@ urlpatterns = [
         name="account-diagnose",
     ),
     path("diagnosis/<int:diagnosis_id>/", diagnosis_status, name="diagnosis-status"),
+    path("support/", support, name="support"),
+    path("support/bundle.<str:fmt>", bundle_download, name="bundle-download"),
+    path("support/upload/", bundle_upload, name="bundle-upload"),
+    path("support/bundles/<int:bundle_id>/", bundle_view, name="bundle-view"),
 ]

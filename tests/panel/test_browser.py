@@ -52,10 +52,10 @@ def page(monkeypatch) -> Iterator:
         browser.close()
 
 
-def log_in(page, base: str) -> None:
+def log_in(page, base: str, user: str = "chef") -> None:
     page.goto(f"{base}/login/")
-    page.fill("#id_username", "chef")
-    page.fill("#id_password", "pw-chef")
+    page.fill("#id_username", user)
+    page.fill("#id_password", f"pw-{user}")
     page.click("button[type=submit].primary")
     page.wait_for_url(f"{base}/")
 
@@ -320,3 +320,36 @@ def test_an_administrator_checks_the_server_before_saving_and_sees_the_tls_matri
     page.click("#server-check-button")
     page.locator("#server-job .findings").wait_for(timeout=60_000)
     page.screenshot(path=str(SHOTS / "diagnosis.png"), full_page=True)
+
+
+def test_support_downloads_a_bundle_and_reads_a_hostile_one_without_running_it(
+    page, live_server, support_user, offline_account, tmp_path
+):
+    """The bundle comes from the page's button; a customer's bundle with script in its
+    values is uploaded through the file field: shown marked and escaped, no dialog."""
+    import json
+
+    base = live_server.url
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    log_in(page, base, "support")
+    page.click("#nav-support")
+    with page.expect_download() as download:
+        page.click("#bundle-json")
+    data = json.loads(Path(download.value.path()).read_text())
+    assert data["accounts"][0]["name"] == offline_account.name
+
+    data["server"] = "kunde<img src=x onerror=alert(1)>"
+    data["accounts"][0]["name"] = "<script>alert('x')</script>"
+    hostile = tmp_path / "kunde.json"
+    hostile.write_text(json.dumps(data))
+    page.set_input_files("#bundle-file", str(hostile))
+    page.click("#bundle-upload-button")
+    page.wait_for_url(f"{base}/support/bundles/*/")
+    banner = page.locator("#bundle-banner").inner_text()
+    assert "Supportpaket von kunde<img src=x onerror=alert(1)>" in banner
+    assert "nur lesbar" in banner
+    assert "<script>alert('x')</script>" in page.locator(".bundle-account h2").inner_text()
+    assert page.locator(".bundle-account form").count() == 0
+    page.screenshot(path=str(SHOTS / "support-bundle.png"), full_page=True)
+    assert dialogs == []

@@ -84,3 +84,11 @@ def ago(value: datetime | None) -> str:
     if (timezone.now() - value).total_seconds() < 60:
         return gettext("just now")
     return gettext("%(time)s ago") % {"time": timesince(value)}
+
+
+@register.filter
+def outbox_state(value: str) -> str:
+    """An outbox message's state in the reader's words (a bundle's unknown one as it is)."""
+    from ..models import Outbox
+
+    return str(Outbox(value).label) if value in Outbox.values else str(value)

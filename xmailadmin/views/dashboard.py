@@ -74,18 +74,29 @@ class CommandRow:
 def _rows(
     account: Account | None, keys: list[str] | None = None, run: ProbeRun | None = None
 ) -> list[CommandRow]:
-    """Commands in the order of use: enabled by position, then the switched-off ones."""
+    """Commands in the order of use (``command_rows``), with the last probe and tests."""
     ordered = TransportSetting.ordered()
+    wanted = [s.key for s in ordered if keys is None or s.key in keys]
+    run = run or ProbeRun.latest_finished()
+    probes = {}
+    if run is not None:
+        probes = {p.key: p for p in run.results.filter(key__in=wanted)}
+    return command_rows(ordered, probes, _latest_sends(account, keys), keys)
+
+
+def command_rows(
+    ordered: list[TransportSetting],
+    probes: dict[str, ProbeResult],
+    sends: dict[str, TestSend],
+    keys: list[str] | None = None,
+) -> list[CommandRow]:
+    """Enabled commands by position, then the switched-off ones (numbered among the
+    enabled only); of ``keys`` alone when given. A support bundle's rows come here too."""
     enabled = [s for s in ordered if s.enabled]
     numbers = {s.key: i for i, s in enumerate(enabled, start=1)}
     ordered = enabled + [s for s in ordered if not s.enabled]
     if keys is not None:
         ordered = [s for s in ordered if s.key in keys]
-    run = run or ProbeRun.latest_finished()
-    probes = {}
-    if run is not None:
-        probes = {p.key: p for p in run.results.filter(key__in=[s.key for s in ordered])}
-    sends = _latest_sends(account, keys)
     return [CommandRow(s, numbers.get(s.key), probes.get(s.key), sends.get(s.key)) for s in ordered]
 
 

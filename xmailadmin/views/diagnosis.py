@@ -26,6 +26,7 @@ from ..models import (
     PERM_VIEW,
     Account,
     Diagnosis,
+    ProbeResult,
     ProbeRun,
     State,
     TestSend,
@@ -164,7 +165,13 @@ def tls_grid(account: Account, server: Diagnosis | None) -> list[dict]:
     the server check's versions, and the cell's verdict in the reader's language."""
     probe = ProbeRun.latest_finished()
     results = {r.key: r for r in probe.results.all()} if probe else {}
-    sends = TestSend.latest_per_command(account)
+    return tls_grid_of(results, TestSend.latest_per_command(account), server)
+
+
+def tls_grid_of(
+    results: dict[str, ProbeResult], sends: dict[str, TestSend], server: Diagnosis | None
+) -> list[dict]:
+    """The grid of ``tls_grid`` from given rows (a support bundle's too)."""
     accepted = None
     if server is not None and server.state != State.QUEUED and server.report:
         accepted = server.report.get("tls_versions")
