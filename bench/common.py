@@ -50,3 +50,18 @@ def print_cpu(
 def verdict_line(name: str, ratio: float, goal: float) -> tuple[str, bool]:
     ok = ratio <= goal
     return f"{name}: {ratio:.2f}x (goal <= {goal:g}x) {'OK' if ok else 'MISSED'}", ok
+
+
+def bench_account(smtp):
+    """The default account on the STARTTLS port of the loopback test server ``smtp``
+    (Django set up already)."""
+    from xmailadmin.models import Account
+
+    account = Account(
+        name="Bench", host=smtp.host, port=smtp.starttls_port, username=smtp.user,
+        sender="bench@example.org", recipient="admin@example.org", ca_file=str(smtp.ca_file),
+        is_default=True,
+    )  # fmt: skip
+    account.set_password(smtp.password)
+    account.save()
+    return account

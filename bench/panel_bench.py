@@ -39,6 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "support"))
 
+from bench.common import bench_account  # noqa: E402
+
 SITE = """
 from django.http import HttpResponse
 from django.urls import include, path
@@ -107,7 +109,6 @@ def main() -> None:
     from xmailadmin import order
     from xmailadmin.models import (
         ACTIVE_STATES,
-        Account,
         ProbeRun,
         TestSend,
         TransportSetting,
@@ -126,13 +127,7 @@ def main() -> None:
         "X-CSRFToken": csrf,
         "HX-Request": "true",
     }
-    account = Account(
-        name="Bench", host=smtp.host, port=smtp.starttls_port, username=smtp.user,
-        sender="bench@example.org", recipient="admin@example.org", ca_file=str(smtp.ca_file),
-        is_default=True,
-    )  # fmt: skip
-    account.set_password(smtp.password)
-    account.save()
+    account = bench_account(smtp)
 
     logs = work / "logs"
     logs.mkdir()

@@ -74,7 +74,7 @@ def collect(server: Server | None = None) -> dict[str, Any]:
     server = server or Server.local()
     now = timezone.now()
     accounts = list(Account.objects.all())
-    probe = ProbeRun.latest_finished()
+    probe = ProbeRun.latest_finished(server)
     data = {
         "format": FORMAT,
         "schema": SCHEMA,
@@ -84,10 +84,11 @@ def collect(server: Server | None = None) -> dict[str, Any]:
         "product": {"name": "xmailadmin", "version": _product_version()},
         "system": _system(),
         "worker": _worker(server),
-        "probe": _probe(probe),
+        # dpkg answers for this machine only: another server's packages stay unknown.
+        "probe": _probe(probe, packages=server == Server.local()),
         "order": [{"key": s.key, "position": s.position, "enabled": s.enabled}
                   for s in TransportSetting.ordered(server)],  # fmt: skip
-        "accounts": [_account(a) for a in accounts],
+        "accounts": [_account(a, server) for a in accounts],
         "outbox": _outbox(server, now),
         "audit": [_row(e, ("at", "username", "action", "target", "detail"))
                   for e in AuditEntry.objects.all()[:AUDIT_ENTRIES]],  # fmt: skip
@@ -162,24 +163,26 @@ def _worker(server: Server) -> dict[str, Any]:
     }
 
 
-def _probe(run: ProbeRun | None) -> dict[str, Any] | None:
+def _probe(run: ProbeRun | None, *, packages: bool) -> dict[str, Any] | None:
     if run is None:
         return None
     results = []
     for result in run.results.all():
         row = _row(result, PROBE_FIELDS)
-        owned = package_version(result.path) if result.found and result.path else None
+        owned = None
+        if packages and result.found and result.path:
+            owned = package_version(result.path)
         row["package"], row["package_version"] = owned or ("", "")
         results.append(row)
     results.sort(key=lambda r: list(BY_KEY).index(r["key"]) if r["key"] in BY_KEY else 99)
     return {"finished_at": _time(run.finished_at), "trigger": run.trigger, "results": results}
 
 
-def _account(account: Account) -> dict[str, Any]:
+def _account(account: Account, server: Server) -> dict[str, Any]:
     data = _row(account, ACCOUNT_FIELDS)
     data["effective_mode"] = account.effective_mode
     data["has_password"] = account.has_password
-    sends = TestSend.latest_per_command(account)
+    sends = TestSend.latest_per_command(account, server)
     data["last_tests"] = [_row(sends[key], SEND_FIELDS) for key in BY_KEY if key in sends]
     data["diagnosis"] = {
         kind: _maybe(Diagnosis.latest(account, kind), DIAGNOSIS_FIELDS)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from .celery import app as celery_app
@@ -33,7 +34,8 @@ _instance_cache: tuple[float, RedisInstance | None] | None = None
 
 # Which task argument names which row (tasks.py): the id a message carries.
 JOB_ARGUMENTS = {"send_test": "send_id", "probe_all": "run_id", "relay_check": "check_id",
-                 "relay_apply": "check_id", "diagnose": "diagnosis_id"}  # fmt: skip
+                 "relay_apply": "check_id", "diagnose": "diagnosis_id",
+                 "scheduled_check": "send_id"}  # fmt: skip
 # Reading more messages than this to decide is not worth it: the rows wait for the limit.
 MAX_MESSAGES_READ = 20_000
 
@@ -43,6 +45,7 @@ class Health:
     broker_error: str  # "" when the broker answers
     worker_seen_at: datetime | None  # newest heartbeat, fresh or not
     worker_alive: bool
+    server: str = ""  # another server's name; "" for this machine
 
     @property
     def ok(self) -> bool:
@@ -57,6 +60,18 @@ class Health:
                 " never reach the worker. Check REDIS_URL and whether Redis answers "
                 "(redis-cli ping), then restart the panel with scripts/run.sh."
             ) % {"error": self.broker_error}
+        if not self.worker_alive and self.server:
+            if self.worker_seen_at is None:
+                return _(
+                    "The server %(server)s is offline: its worker has never reported. "
+                    "Start it there (systemctl start xmailadmin-worker) with "
+                    "XMAILADMIN_SERVER_NAME=%(server)s."
+                ) % {"server": self.server}
+            return _(
+                "The server %(server)s is offline: its worker was last seen %(time)s. Jobs "
+                "for it would only wait; start its worker there (systemctl start "
+                "xmailadmin-worker)."
+            ) % {"server": self.server, "time": _seen(self.worker_seen_at)}
         if not self.worker_alive:
             return _(
                 "No worker is running: probes and test mails would wait forever. Start "
@@ -229,5 +244,14 @@ def current(newest: datetime | None = None, server: Server | None = None) -> Hea
         mine = {"server": server} if server else {"server__name": local_server_name()}
         beats = WorkerHeartbeat.objects.filter(**mine)
         newest = beats.order_by("-seen_at").values_list("seen_at", flat=True).first()
+    if newest is None and server is not None:
+        newest = server.last_seen  # a worker that stopped removed its heartbeat
     alive = newest is not None and newest >= WorkerHeartbeat.fresh_since()
-    return Health(broker_error=broker_error(), worker_seen_at=newest, worker_alive=alive)
+    other = server.name if server is not None and server.name != local_server_name() else ""
+    return Health(
+        broker_error=broker_error(), worker_seen_at=newest, worker_alive=alive, server=other
+    )
+
+
+def _seen(moment: datetime) -> str:
+    return formats.date_format(timezone.localtime(moment), "SHORT_DATETIME_FORMAT")

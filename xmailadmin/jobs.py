@@ -91,10 +91,17 @@ def _send(task: str, *, queue: str, kwargs: dict) -> None:
 
 
 def claim(model: type[Job], pk: int, hostname: str | None) -> Job | None:
-    """Queued → running, exactly once; None when another delivery already took it."""
+    """Queued → running, exactly once; None when another delivery already took it, or when
+    the row is another server's: a worker runs and writes only its own server's rows (a
+    job that reached the wrong queue is left to its own server, or to the expiry)."""
+    mine = Server.local()
     with transaction.atomic():
         row = model.objects.select_for_update().filter(pk=pk).first()
         if row is None or row.state != State.QUEUED:
+            return None
+        if row.server_id != mine.pk:
+            log.error("%s %s belongs to server %s, not %s: left alone", model.__name__, pk,
+                      row.server_id, mine.name)  # fmt: skip
             return None
         row.state = State.RUNNING
         row.started_at = timezone.now()
@@ -202,6 +209,10 @@ PROCESS_LOST = gettext_noop(
 NO_RESULT = gettext_noop(
     "No result within the time limit of %(s)d s; the worker was probably stopped."
 )
+SERVER_OFFLINE = gettext_noop(
+    "The server %(server)s is offline: its worker was last seen at %(seen)s, so nothing "
+    "would run the job. Start the worker on that server and try again."
+)
 NOT_TAKEN = gettext_noop("No worker took the job within %(s)d s. Is the worker running?")
 BROKER_LOST = gettext_noop(
     "The broker lost the job: Redis was restarted and no longer has it. Please start the "
@@ -226,7 +237,9 @@ def expire_stale(server: Server | None = None) -> int:
         for row in model.objects.filter(server=server, state__in=ACTIVE_STATES):
             if alive is None:
                 alive = _alive_workers(server)
-            stale = _stale_reason(row, now, limit, alive)
+            stale = _offline_reason(row, server, now, alive) or _stale_reason(
+                row, now, limit, alive
+            )
             if stale is not None:
                 count += fail(row, stale[1], step=stale[0], code=stale[2])
     return count
@@ -242,6 +255,19 @@ def _alive_workers(server: Server) -> set[str]:
         server=server, seen_at__gte=WorkerHeartbeat.fresh_since()
     )
     return set(beats.values_list("hostname", flat=True))
+
+
+def _offline_reason(row, server: Server, now, alive: set[str]) -> tuple[str, Text, str] | None:
+    """A queued row of a server whose worker was seen once and is gone (no heartbeat for
+    three beats): it would only wait for the time limit, so it fails now and says so. A
+    server never seen keeps the time limit (a worker may be starting for the first time)."""
+    beats = timedelta(seconds=stale_after_seconds())
+    if row.state != State.QUEUED or alive or server.last_seen is None:
+        return None
+    if server.last_seen >= now - beats or row.created_at >= now - beats:
+        return None
+    seen = timezone.localtime(server.last_seen).strftime("%Y-%m-%d %H:%M:%S")
+    return WORKER_STEP, Text(SERVER_OFFLINE, {"server": server.name, "seen": seen}), "offline"
 
 
 def _stale_reason(row, now, limit: timedelta, alive: set[str]) -> tuple[str, Text, str] | None:

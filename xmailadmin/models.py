@@ -435,8 +435,9 @@ class ProbeRun(Job):
         verbose_name_plural = _("probes")
 
     @classmethod
-    def latest_finished(cls) -> ProbeRun | None:
-        return cls.objects.filter(state=State.PASSED).first()
+    def latest_finished(cls, server: Server | None = None) -> ProbeRun | None:
+        """The newest probe that ended, of ``server`` (this machine if None)."""
+        return cls.objects.filter(server=server or Server.local(), state=State.PASSED).first()
 
 
 class ProbeResult(models.Model):
@@ -498,15 +499,18 @@ class TestSend(Job):
     test_id = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     batch = models.UUIDField(null=True, blank=True, db_index=True)
     language = models.CharField(max_length=8, default="de")
+    # Scheduled: the health check's (health_check.py), not a click.
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
     TOOL_WORDS = ("reason", "reason_text", "detail", "transcript", "warnings")
 
     class Meta(Job.Meta):
         verbose_name = _("test mail")
         verbose_name_plural = _("test mails")
         constraints = [
-            # Two clicks never send two mails at once through the same command.
+            # Two clicks never send two mails at once through the same command (of one
+            # server: two servers may test the same account side by side).
             models.UniqueConstraint(
-                fields=["account", "command"],
+                fields=["server", "account", "command"],
                 condition=Q(state__in=["queued", "running"]),
                 name="one_active_send_per_command",
             )
@@ -632,11 +636,14 @@ class TestSend(Job):
         return say(entry.label) if entry else self.command
 
     @classmethod
-    def latest_per_command(cls, account: Account | None) -> dict[str, TestSend]:
+    def latest_per_command(
+        cls, account: Account | None, server: Server | None = None
+    ) -> dict[str, TestSend]:
+        """The newest test of ``account`` per command, on ``server`` (this machine if None)."""
         if account is None:
             return {}
         ids = (
-            cls.objects.filter(account=account)
+            cls.objects.filter(account=account, server=server or Server.local())
             .values("command")
             .annotate(last=Max("id"))
             .values_list("last", flat=True)
@@ -670,6 +677,8 @@ class AuditEntry(models.Model):
         ADMIN_ADDRESS = "admin_address", _("Admin address set")
         BUNDLE_MADE = "bundle_made", _("Support bundle downloaded")
         BUNDLE_UPLOADED = "bundle_uploaded", _("Support bundle uploaded")
+        HEALTH_ALERT = "health_alert", _("Alert: scheduled check failed")
+        HEALTH_RECOVERED = "health_recovered", _("Alert: scheduled check passes again")
 
     BURST_ACTIONS = frozenset({Action.ORDER_CHANGED})
     BURST = timedelta(seconds=60)
@@ -1025,3 +1034,32 @@ class SupportBundle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.server} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+# --- the scheduled health check ----------------------------------------------------------
+
+
+class HealthState(OnServer):
+    """Where a server's scheduled check stands (health_check.py): since when it fails, and
+    when the admin address was told, through which command. One row per server."""
+
+    last_check = models.ForeignKey(
+        TestSend, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    failing_since = models.DateTimeField(null=True, blank=True)
+    alerted_at = models.DateTimeField(null=True, blank=True)  # the last alert that went out
+    # The outcome of the last alert or recovery mail, as transports' sentences are kept
+    # (Text.to_dict()): through which command it went, or why none could send it.
+    alert_text = models.JSONField(default=dict, blank=True)
+    alert_ok = models.BooleanField(null=True)
+    recovered_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)  # the dashboard's cache key reads it
+
+    class Meta:
+        verbose_name = _("health check state")
+        verbose_name_plural = _("health check states")
+        constraints = [models.UniqueConstraint(fields=["server"], name="one_health_per_server")]
+
+    @property
+    def alert_shown(self) -> str:
+        return say(self.alert_text) if self.alert_text else ""

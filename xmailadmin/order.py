@@ -2,7 +2,8 @@
 
 The order page proposes a change (``OrderProposal``), checks it and saves it; tasks
 and scripts read the commands switched on (``enabled_keys``). Rows are this machine's
-(``TransportSetting.ordered``).
+(``TransportSetting.ordered``), or another server's when one is given: each server has
+its own order, and one can be copied from another (the order page).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from transports.catalogue import BY_KEY, CATALOGUE
 from .models import ProbeRun, TransportSetting
 
 
-def enabled_keys() -> list[str]:
-    return [s.key for s in TransportSetting.ordered() if s.enabled]
+def enabled_keys(server=None) -> list[str]:
+    return [s.key for s in TransportSetting.ordered(server) if s.enabled]
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,9 @@ class OrderProposal:
         return next((k for k in self.order if k in self.enabled), None)
 
 
-def current_order() -> OrderProposal:
-    rows = TransportSetting.ordered()
+def current_order(server=None) -> OrderProposal:
+    """The order of ``server`` (this machine if None)."""
+    rows = TransportSetting.ordered(server)
     return OrderProposal([r.key for r in rows], frozenset(r.key for r in rows if r.enabled))
 
 
@@ -60,10 +62,11 @@ def toggled(proposal: OrderProposal, key: str) -> OrderProposal:
     return OrderProposal(proposal.order, proposal.enabled ^ {key})
 
 
-def vendor_recommendation() -> OrderProposal:
-    """The vendor's order, enabled: the suitable commands the last probe found."""
+def vendor_recommendation(server=None) -> OrderProposal:
+    """The vendor's order, enabled: the suitable commands the last probe (of ``server``,
+    this machine if None) found."""
     order = [e.key for e in CATALOGUE]
-    run = ProbeRun.latest_finished()
+    run = ProbeRun.latest_finished(server)
     found = None if run is None else {r.key for r in run.results.all() if r.found}
     enabled = frozenset(
         e.key for e in CATALOGUE if not e.unsuitable and (found is None or e.key in found)
@@ -79,10 +82,10 @@ def needs_confirmation(old: OrderProposal, new: OrderProposal) -> str | None:
     return None
 
 
-def save_order(proposal: OrderProposal) -> None:
+def save_order(proposal: OrderProposal, server=None) -> None:
     now = timezone.now()
     with transaction.atomic():
-        rows = {r.key: r for r in TransportSetting.ordered()}
+        rows = {r.key: r for r in TransportSetting.ordered(server)}
         for position, key in enumerate(proposal.order, start=1):
             row = rows[key]
             row.position = position

@@ -31,6 +31,7 @@ from django.utils.translation import get_language
 from .models import (
     ACTIVE_STATES,
     Account,
+    HealthState,
     Outbox,
     OutboxMessage,
     ProbeRun,
@@ -54,6 +55,7 @@ def _sql() -> str:
     send, run = TestSend._meta.db_table, ProbeRun._meta.db_table
     account, order = Account._meta.db_table, TransportSetting._meta.db_table
     beat, outbox = WorkerHeartbeat._meta.db_table, OutboxMessage._meta.db_table
+    health = HealthState._meta.db_table
     active = ", ".join(f"'{s}'" for s in ACTIVE_STATES)
     return f"""SELECT
         (SELECT MAX(id) FROM {send}), (SELECT MAX(started_at) FROM {send}),
@@ -64,6 +66,7 @@ def _sql() -> str:
         (SELECT MAX(id) FROM {account} WHERE is_default),
         (SELECT COUNT(*) FROM {order}), (SELECT MAX(updated_at) FROM {order}),
         {_outbox_sql(outbox)},
+        (SELECT MAX(updated_at) FROM {health}),
         (SELECT COUNT(*) FROM {send} WHERE state IN ({active}))
           + (SELECT COUNT(*) FROM {run} WHERE state IN ({active})),
         (SELECT MAX(seen_at) FROM {beat})"""

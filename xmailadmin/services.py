@@ -30,6 +30,7 @@ from .models import (
     Diagnosis,
     ProbeRun,
     RelayJob,
+    Server,
     State,
     TestSend,
     Trigger,
@@ -45,9 +46,10 @@ RELAY_APPLY = "xmailadmin.tasks.relay_apply"
 DIAGNOSE = "xmailadmin.tasks.diagnose"
 
 
-def ensure_worker() -> None:
-    """Refuse early when no task could run, instead of letting the page wait forever."""
-    problem = health.current().problem
+def ensure_worker(server: Server | None = None) -> None:
+    """Refuse early when no task could run on ``server`` (this machine if None), instead
+    of letting the page wait forever."""
+    problem = health.current(server=server).problem
     if problem:
         raise NotAccepted(problem)
 
@@ -55,15 +57,23 @@ def ensure_worker() -> None:
 # --- probes -----------------------------------------------------------------
 
 
-def start_probe(user, trigger: str = Trigger.MANUAL) -> ProbeRun:
-    """Queue a probe of all mail commands; a probe already queued or running is reused."""
-    ensure_worker()
-    jobs.expire_stale()
+def start_probe(user, trigger: str = Trigger.MANUAL, *, server: Server | None = None) -> ProbeRun:
+    """Queue a probe of all mail commands of ``server`` (this machine if None); a probe
+    already queued or running there is reused."""
+    server = server or Server.local()
+    ensure_worker(server)
+    jobs.expire_stale(server)
     with transaction.atomic():
-        active = ProbeRun.objects.select_for_update().filter(state__in=ACTIVE_STATES).first()
+        active = (
+            ProbeRun.objects.select_for_update()
+            .filter(server=server, state__in=ACTIVE_STATES)
+            .first()
+        )
         if active is not None:
             return active
-        run = ProbeRun.objects.create(trigger=trigger, requested_by=real_user(user))
+        run = ProbeRun.objects.create(
+            server=server, trigger=trigger, requested_by=real_user(user)
+        )
     AuditEntry.record(user, AuditEntry.Action.PROBE_STARTED, target=_("all commands"))
     jobs.publish(run, PROBE_ALL, run_id=run.id)
     return run
@@ -89,16 +99,24 @@ def _check_rate(account: Account, wanted: int) -> None:
 
 
 def start_tests(
-    account: Account, keys: Sequence[str], user, *, mode_tried: str = "", sender_tried: str = ""
+    account: Account,
+    keys: Sequence[str],
+    user,
+    *,
+    mode_tried: str = "",
+    sender_tried: str = "",
+    server: Server | None = None,
 ) -> list[TestSend]:
     """One TestSend row per command, each its own task; the tasks run in parallel.
 
     A command that already has a queued or running test for this account
     keeps that row: a second click never sends a second mail at once. ``mode_tried``
     and ``sender_tried`` are a one-click retry's change to the account, for this test only.
+    The tests run on ``server``'s worker (this machine's if None).
     """
-    ensure_worker()
-    jobs.expire_stale()
+    server = server or Server.local()
+    ensure_worker(server)
+    jobs.expire_stale(server)
     _check_rate(account, len(keys))
     batch = uuid.uuid4() if len(keys) > 1 else None
     language = translation.get_language() or settings.LANGUAGE_CODE
@@ -110,6 +128,7 @@ def start_tests(
         try:
             with transaction.atomic():
                 send = TestSend.objects.create(
+                    server=server,
                     account=account,
                     account_name=account.name,
                     command=key,
@@ -123,7 +142,7 @@ def start_tests(
             new.append(send)
         except IntegrityError:  # already queued or running: keep that one
             send = TestSend.objects.filter(
-                account=account, command=key, state__in=ACTIVE_STATES
+                server=server, account=account, command=key, state__in=ACTIVE_STATES
             ).first()
             if send is None:  # it finished in the meantime; the user can click again
                 continue

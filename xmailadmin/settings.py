@@ -275,6 +275,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # Seconds between scheduled probes of all mail commands; 0 turns it off.
 XMAILADMIN_PROBE_INTERVAL = envint("XMAILADMIN_PROBE_INTERVAL", 3600, minimum=0)
+# Seconds between scheduled health checks (a test mail through the first command of the
+# order, an alert mail when it fails); 0 turns them off. While a failure lasts, the
+# alert is repeated once per XMAILADMIN_HEALTH_REMIND seconds at most.
+XMAILADMIN_HEALTH_INTERVAL = envint("XMAILADMIN_HEALTH_INTERVAL", 3600, minimum=0)
+XMAILADMIN_HEALTH_REMIND = envint("XMAILADMIN_HEALTH_REMIND", 24 * 3600, minimum=60)
 # How long one mail command may take for one test mail (passed to the transport).
 XMAILADMIN_SEND_TIMEOUT = envint("XMAILADMIN_SEND_TIMEOUT", 30, minimum=1)
 if XMAILADMIN_SEND_TIMEOUT >= CELERY_TASK_SOFT_TIME_LIMIT:
@@ -337,6 +342,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=60),
     },
 }
+if XMAILADMIN_HEALTH_INTERVAL:
+    CELERY_BEAT_SCHEDULE["health-check"] = {
+        "task": "xmailadmin.tasks.scheduled_health",
+        "schedule": timedelta(seconds=XMAILADMIN_HEALTH_INTERVAL),
+    }
 if XMAILADMIN_PROBE_INTERVAL:
     CELERY_BEAT_SCHEDULE["probe-all"] = {
         "task": "xmailadmin.tasks.scheduled_probe",

@@ -30,7 +30,7 @@ from transports.findings import Level
 from transports.message import build_test_message
 from transports.server_check import ServerReport, check_server
 
-from . import delivery, jobs, order, relay_settings, services
+from . import delivery, health_check, jobs, order, relay_settings, services
 from .crypto import PasswordUnreadable, decrypt
 from .models import (
     Account,
@@ -165,6 +165,26 @@ def send_test(self, *, send_id: int) -> str:
         what="test send",
         stopped=gettext_lazy("Time limit of %(s)d s exceeded; the attempt was stopped."),
     )
+
+
+@shared_task(bind=True, time_limit=health_check.ALERT_BUDGET_S + 120,
+             soft_time_limit=health_check.ALERT_BUDGET_S + 110)  # fmt: skip
+def scheduled_check(self, *, send_id: int) -> str:
+    """The health check of this server (health_check.py): a test send, then its alert."""
+    state = jobs.run_claimed(
+        TestSend, send_id, self.request.hostname, partial(_with_password, work=_send),
+        what="health check",
+        stopped=gettext_lazy("Time limit of %(s)d s exceeded; the attempt was stopped."),
+    )  # fmt: skip
+    if state != "skipped":
+        health_check.after_check(TestSend.objects.get(pk=send_id))
+    return state
+
+
+@shared_task
+def scheduled_health() -> int:
+    """Beat's: queue the health check of every server whose worker is alive."""
+    return len(health_check.start_all())
 
 
 @shared_task

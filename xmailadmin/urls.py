@@ -17,6 +17,8 @@ from .views.diagnosis import (
     account_form_check,
     diagnosis_status,
 )
+from .views.order import order_copy
+from .views.servers import servers
 from .views.support import bundle_download, bundle_upload, bundle_view, support
 
 
@@ -64,6 +66,7 @@ urlpatterns = [
     path("order/move/", views.order_move, name="order-move"),
     path("order/toggle/", views.order_toggle, name="order-toggle"),
     path("order/reset/", views.order_reset, name="order-reset"),
+    path("order/copy/", order_copy, name="order-copy"),
     path("history/", views.history, name="history"),
     path("outbox/", views.outbox, name="outbox"),
     path("outbox/admin-address/", views.outbox_admin_address, name="outbox-admin-address"),
@@ -90,6 +93,7 @@ urlpatterns = [
         name="account-diagnose",
     ),
     path("diagnosis/<int:diagnosis_id>/", diagnosis_status, name="diagnosis-status"),
+    path("servers/", servers, name="servers"),
     path("support/", support, name="support"),
     path("support/bundle.<str:fmt>", bundle_download, name="bundle-download"),
     path("support/upload/", bundle_upload, name="bundle-upload"),

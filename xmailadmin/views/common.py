@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, retarget
 
 from .. import jobs
-from ..models import Account, Job
+from ..models import Account, Job, Server
 
 View = Callable[..., HttpResponse]
 
@@ -80,12 +80,32 @@ def polled(request: HttpRequest, template: str, context: dict, row: Job | None) 
     heartbeats cannot be stale yet: its polls (several a second) skip those queries.
     """
     may_be_stale = row is not None and row.active and _age(row) >= jobs.stale_after_seconds()
-    if may_be_stale and jobs.expire_stale():
+    if may_be_stale and jobs.expire_stale(row.server):
         row.refresh_from_db()
     response = render(request, template, context)
     if row is None or not row.active:
         response.status_code = HttpResponseStopPolling.status_code
     return response
+
+
+SERVER_KEY = "xmailadmin_server"
+
+
+def current_server(request: HttpRequest) -> Server:
+    """The server the pages show and send jobs to: chosen on the servers page
+    (``?server=ID``, kept in the session), else this machine."""
+    raw = request.GET.get("server") or request.session.get(SERVER_KEY)
+    if raw:
+        try:
+            server = Server.objects.filter(pk=int(raw)).first()
+        except (TypeError, ValueError):
+            server = None
+        if server is not None:
+            if request.GET.get("server"):
+                request.session[SERVER_KEY] = server.pk
+            return server
+        request.session.pop(SERVER_KEY, None)
+    return Server.local()
 
 
 def selected_account(request: HttpRequest, account_id: int | None = None) -> Account | None:

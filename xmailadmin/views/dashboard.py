@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib import messages
@@ -17,7 +17,7 @@ from django_htmx.http import trigger_client_event
 
 from transports.catalogue import BY_KEY, Entry
 
-from .. import crypto, health, jobs, pagecache, services
+from .. import charts, crypto, health, health_check, jobs, pagecache, services
 from ..context_processors import roles
 from ..models import (
     PERM_CHANGE,
@@ -26,12 +26,14 @@ from ..models import (
     Account,
     ProbeResult,
     ProbeRun,
+    Server,
     TestSend,
     TransportSetting,
 )
 from ..order import enabled_keys
 from ..status_line import status_line
-from .common import notice, panel_view, poll_every, polled, selected_account
+from ..texts import say
+from .common import current_server, notice, panel_view, poll_every, polled, selected_account
 from .outbox import summary as outbox_summary
 
 # The client event of a test that starts or ends: the status line fetches itself anew.
@@ -44,6 +46,11 @@ class CommandRow:
     number: int | None  # place among the enabled commands; None when switched off
     probe: ProbeResult | None
     send: TestSend | None
+    history: list[charts.Point] = field(default_factory=list)  # the chart's, oldest first
+
+    @property
+    def chart(self) -> str:
+        return charts.svg(self.history, say(self.entry.label))
 
     @property
     def key(self) -> str:
@@ -72,16 +79,21 @@ class CommandRow:
 
 
 def _rows(
-    account: Account | None, keys: list[str] | None = None, run: ProbeRun | None = None
+    account: Account | None,
+    keys: list[str] | None = None,
+    run: ProbeRun | None = None,
+    server: Server | None = None,
 ) -> list[CommandRow]:
-    """Commands in the order of use (``command_rows``), with the last probe and tests."""
-    ordered = TransportSetting.ordered()
+    """Commands in ``server``'s order of use (``command_rows``), with its last probe and
+    tests (this machine's if None)."""
+    server = server or Server.local()
+    ordered = TransportSetting.ordered(server)
     wanted = [s.key for s in ordered if keys is None or s.key in keys]
-    run = run or ProbeRun.latest_finished()
+    run = run or ProbeRun.latest_finished(server)
     probes = {}
     if run is not None:
         probes = {p.key: p for p in run.results.filter(key__in=wanted)}
-    return command_rows(ordered, probes, _latest_sends(account, keys), keys)
+    return command_rows(ordered, probes, _latest_sends(account, keys, server), keys)
 
 
 def command_rows(
@@ -100,28 +112,48 @@ def command_rows(
     return [CommandRow(s, numbers.get(s.key), probes.get(s.key), sends.get(s.key)) for s in ordered]
 
 
-def _latest_sends(account: Account | None, keys: list[str] | None) -> dict[str, TestSend]:
+def with_history(
+    rows: list[CommandRow], account: Account | None, server: Server | None = None
+) -> list[CommandRow]:
+    """The rows with their charts' points (one query for all of them)."""
+    found = {}
+    if account is not None:
+        found = charts.history(account, [r.key for r in rows], server=server or Server.local())
+    for row in rows:
+        row.history = found.get(row.key, [])
+    return rows
+
+
+def _latest_sends(
+    account: Account | None, keys: list[str] | None, server: Server
+) -> dict[str, TestSend]:
     if account is None or keys is None or len(keys) != 1:
-        return TestSend.latest_per_command(account)
+        return TestSend.latest_per_command(account, server)
     # One row, polled several times a second while it runs: one indexed query.
-    send = TestSend.objects.filter(account=account, command=keys[0]).order_by("-id").first()
+    send = (
+        TestSend.objects.filter(server=server, account=account, command=keys[0])
+        .order_by("-id")
+        .first()
+    )
     return {keys[0]: send} if send else {}
 
 
 @require_GET
 @panel_view(PERM_VIEW)
 def dashboard(request: HttpRequest) -> HttpResponse:
+    server = current_server(request)
     snap = pagecache.snapshot()
-    if snap.active and jobs.expire_stale():
+    if snap.active and jobs.expire_stale(server):
         snap = pagecache.snapshot()
-    state = health.current(snap.newest_heartbeat)
+    state = health.current(server=server)
     roles_ = roles(request)
-    key = pagecache.key(request, snap, state, roles_)
+    key = pagecache.key(request, snap, state, roles_, server.pk)
     html = pagecache.fetch(key)
     if html is None:
         account = selected_account(request)
-        last_probe = ProbeRun.latest_finished()
-        rows = _rows(account, run=last_probe)
+        last_probe = ProbeRun.latest_finished(server)
+        rows = _rows(account, run=last_probe, server=server)
+        with_history(rows, account, server)
         accounts = list(Account.objects.all())
         context = {
             "account": account,
@@ -133,8 +165,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "status": status_line(account, rows),
             "health": state,
             "last_probe": last_probe,
-            "probe": ProbeRun.objects.first(),  # the newest: active, failed or passed
+            "probe": ProbeRun.objects.filter(server=server).first(),  # active, failed or passed
             "outbox": outbox_summary(),  # in the snapshot (pagecache): cached with the rest
+            "checkup": health_check.state_of(server),
+            "server": server,
+            "servers": Server.objects.count(),
+            "checkup_every": settings.XMAILADMIN_HEALTH_INTERVAL // 60,
             "csrf_token": pagecache.CSRF_PLACEHOLDER,
             **roles_,
         }
@@ -148,7 +184,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def commands(request: HttpRequest, account_id: int) -> HttpResponse:
     """The command table alone: reloaded when a probe finishes."""
     account = selected_account(request, account_id)
-    context = {"account": account, "rows": _rows(account)}
+    server = current_server(request)
+    rows = with_history(_rows(account, server=server), account, server)
+    context = {"account": account, "rows": rows}
     return render(request, "panel/dashboard.html#commands", context)
 
 
@@ -159,7 +197,10 @@ def command_row(request: HttpRequest, account_id: int, key: str) -> HttpResponse
     if key not in BY_KEY:
         raise Http404
     account = get_object_or_404(Account, pk=account_id)
-    (row,) = _rows(account, [key])
+    server = current_server(request)
+    (row,) = _rows(account, [key], server=server)
+    if row.send is None or not row.send.active:  # the last poll: the chart is new too
+        with_history([row], account, server)
     context = {"account": account, "row": row}
     response = polled(request, "panel/dashboard.html#row", context, row.send)
     if row.send is not None and not row.send.active:
@@ -174,7 +215,7 @@ def send_one(request: HttpRequest, account_id: int, key: str) -> HttpResponse:
         raise Http404
     account = get_object_or_404(Account, pk=account_id)
     try:
-        services.start_tests(account, [key], request.user)
+        services.start_tests(account, [key], request.user, server=current_server(request))
     except services.NotAccepted as exc:
         return notice(request, str(exc))
     return _row_started(request, account, key)
@@ -182,7 +223,7 @@ def send_one(request: HttpRequest, account_id: int, key: str) -> HttpResponse:
 
 def _row_started(request: HttpRequest, account: Account, key: str) -> HttpResponse:
     if request.htmx:
-        row = _rows(account, [key])[0]
+        row = _rows(account, [key], server=current_server(request))[0]
         response = render(request, "panel/dashboard.html#row", {"account": account, "row": row})
         return trigger_client_event(response, SENDS_CHANGED)
     return redirect(f"{reverse('dashboard')}?account={account.pk}")
@@ -200,7 +241,8 @@ def send_retry(request: HttpRequest, account_id: int, key: str) -> HttpResponse:
         return notice(request, _("There is nothing to try again for this command."))
     tried = {"mode_tried" if offer["try"] == "mode" else "sender_tried": offer["value"]}
     try:
-        services.start_tests(account, [key], request.user, **tried)
+        services.start_tests(account, [key], request.user, server=current_server(request),
+                             **tried)  # fmt: skip
     except services.NotAccepted as exc:
         return notice(request, str(exc))
     return _row_started(request, account, key)
@@ -230,15 +272,16 @@ def send_adopt(request: HttpRequest, send_id: int) -> HttpResponse:
 @panel_view(PERM_RUN)
 def send_all(request: HttpRequest, account_id: int) -> HttpResponse:
     account = get_object_or_404(Account, pk=account_id)
-    keys = enabled_keys()
+    server = current_server(request)
+    keys = enabled_keys(server)
     if not keys:
         return notice(request, _("No command is enabled: see Order."))
     try:
-        services.start_tests(account, keys, request.user)
+        services.start_tests(account, keys, request.user, server=server)
     except services.NotAccepted as exc:
         return notice(request, str(exc))
     if request.htmx:
-        context = {"account": account, "rows": _rows(account)}
+        context = {"account": account, "rows": _rows(account, server=server)}
         response = render(request, "panel/dashboard.html#commands", context)
         return trigger_client_event(response, SENDS_CHANGED)
     return redirect(f"{reverse('dashboard')}?account={account.pk}")
@@ -248,7 +291,7 @@ def send_all(request: HttpRequest, account_id: int) -> HttpResponse:
 @panel_view(PERM_RUN)
 def probe_start(request: HttpRequest) -> HttpResponse:
     try:
-        run = services.start_probe(request.user)
+        run = services.start_probe(request.user, server=current_server(request))
     except services.NotAccepted as exc:
         return notice(request, str(exc))
     if request.htmx:
@@ -262,7 +305,7 @@ def probe_status(request: HttpRequest, run_id: int) -> HttpResponse:
     """The probe bar while the probe runs; when it ends, the table reloads itself."""
     run = get_object_or_404(ProbeRun, pk=run_id)
     # Expiring only fails rows, so the last passed probe may be read before polled().
-    context = {"probe": run, "last_probe": ProbeRun.latest_finished()}
+    context = {"probe": run, "last_probe": ProbeRun.latest_finished(run.server)}
     response = polled(request, "panel/dashboard.html#probe", context, run)
     if not run.active:
         trigger_client_event(response, "probe-finished")

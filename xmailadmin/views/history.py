@@ -11,9 +11,15 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from transports.catalogue import BY_KEY
+
+from .. import charts
 from ..forms import HistoryFilterForm
 from ..models import PERM_VIEW, AuditEntry, ProbeRun, TestSend
+from ..texts import say
 from .common import panel_view
+
+CHART_POINTS = 50
 
 
 @require_GET
@@ -45,6 +51,8 @@ def history(request: HttpRequest) -> HttpResponse:
             sends = sends.filter(created_at__lte=end)
             probes = probes.filter(created_at__lte=end)
             audit = audit.filter(at__lte=end)
+    account = form.cleaned_data["account"] if form.is_valid() else None
+    command = form.cleaned_data["command"] if form.is_valid() else ""
     page = Paginator(sends, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
@@ -54,7 +62,16 @@ def history(request: HttpRequest) -> HttpResponse:
         "probes": probes[:50],
         "audit": audit[:100],
         "query": query,
+        "charts": _charts(account, command),
     }
     if request.htmx and request.htmx.target == "history-results":
         return render(request, "panel/history.html#results", context)
     return render(request, "panel/history.html", context)
+
+
+def _charts(account, command: str) -> list[dict]:
+    """Per command (the one filtered for, or every command tested), its last results."""
+    found = charts.history(account, [command] if command else None, points=CHART_POINTS)
+    return [{"label": say(BY_KEY[key].label), "key": key,
+             "svg": charts.svg(points, say(BY_KEY[key].label))}
+            for key in BY_KEY if (points := found.get(key))]  # fmt: skip

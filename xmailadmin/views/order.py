@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from transports.catalogue import BY_KEY
 
-from ..models import PERM_CHANGE, PERM_VIEW, AuditEntry, ProbeRun
+from ..models import PERM_CHANGE, PERM_VIEW, AuditEntry, ProbeRun, Server
 from ..order import (
     OrderProposal,
     current_order,
@@ -21,11 +21,13 @@ from ..order import (
     toggled,
     vendor_recommendation,
 )
-from .common import notice, panel_view
+from .common import current_server, notice, panel_view
 
 
-def _order_context(proposal: OrderProposal, confirm_key: str | None = None) -> dict:
-    run = ProbeRun.latest_finished()
+def _order_context(
+    proposal: OrderProposal, server: Server, confirm_key: str | None = None
+) -> dict:
+    run = ProbeRun.latest_finished(server)
     found = None if run is None else {r.key: r.found for r in run.results.all()}
     items = []
     for key in proposal.order:
@@ -46,23 +48,28 @@ def _order_context(proposal: OrderProposal, confirm_key: str | None = None) -> d
         "confirm_key": confirm_key,
         "confirm_label": BY_KEY[confirm_key].label if confirm_key else "",
         "probed": run is not None,
+        "server": server,
+        "other_servers": Server.objects.exclude(pk=server.pk),
     }
 
 
 def _apply_order(
     request: HttpRequest, new: OrderProposal, action: str, detail: str
 ) -> HttpResponse:
-    """Save ``new`` unless it makes an unsuitable command first without confirmation."""
-    old = current_order()
+    """Save ``new`` as the shown server's order, unless it makes an unsuitable command
+    first without confirmation."""
+    server = current_server(request)
+    old = current_order(server)
     confirm_key = needs_confirmation(old, new)
     if confirm_key and request.POST.get("confirm") != "1":
-        context = _order_context(new, confirm_key)
+        context = _order_context(new, server, confirm_key)
         template = "panel/order.html#list" if request.htmx else "panel/order.html"
         return render(request, template, context)
-    save_order(new)
-    AuditEntry.record(request.user, action, target=_("Order"), detail=detail)
+    save_order(new, server)
+    target = _("Order") if server == Server.local() else f"{_('Order')} ({server.name})"
+    AuditEntry.record(request.user, action, target=target, detail=detail)
     if request.htmx:
-        return render(request, "panel/order.html#list", _order_context(new))
+        return render(request, "panel/order.html#list", _order_context(new, server))
     return redirect("order")
 
 
@@ -75,7 +82,8 @@ def order(request: HttpRequest) -> HttpResponse:
         if new is None:
             return notice(request, _("Invalid order."), back="order")
         return _apply_order(request, new, AuditEntry.Action.ORDER_CHANGED, " > ".join(new.order))
-    return render(request, "panel/order.html", _order_context(current_order()))
+    server = current_server(request)
+    return render(request, "panel/order.html", _order_context(current_order(server), server))
 
 
 def _posted_key(request: HttpRequest) -> str:
@@ -91,7 +99,7 @@ def order_move(request: HttpRequest) -> HttpResponse:
     key = _posted_key(request)
     direction = request.POST.get("direction") or request.GET.get("direction")
     step = -1 if direction == "up" else 1
-    new = moved(current_order(), key, step)
+    new = moved(current_order(current_server(request)), key, step)
     return _apply_order(request, new, AuditEntry.Action.ORDER_CHANGED, " > ".join(new.order))
 
 
@@ -99,7 +107,7 @@ def order_move(request: HttpRequest) -> HttpResponse:
 @panel_view(PERM_CHANGE)
 def order_toggle(request: HttpRequest) -> HttpResponse:
     key = _posted_key(request)
-    new = toggled(current_order(), key)
+    new = toggled(current_order(current_server(request)), key)
     state = _("on") if key in new.enabled else _("off")
     return _apply_order(request, new, AuditEntry.Action.COMMAND_TOGGLED, f"{key}: {state}")
 
@@ -107,6 +115,19 @@ def order_toggle(request: HttpRequest) -> HttpResponse:
 @require_POST
 @panel_view(PERM_CHANGE)
 def order_reset(request: HttpRequest) -> HttpResponse:
-    new = vendor_recommendation()
+    new = vendor_recommendation(current_server(request))
     enabled = ", ".join(k for k in new.order if k in new.enabled)
     return _apply_order(request, new, AuditEntry.Action.ORDER_RESET, enabled)
+
+
+@require_POST
+@panel_view(PERM_CHANGE)
+def order_copy(request: HttpRequest) -> HttpResponse:
+    """The shown server takes the order of another one (as one change, confirmed like any)."""
+    try:
+        source = Server.objects.get(pk=int(request.POST.get("source", "")))
+    except (Server.DoesNotExist, ValueError):
+        return notice(request, _("There is no such server."), back="order")
+    new = current_order(source)
+    detail = _("copied from %(server)s") % {"server": source.name} + ": " + " > ".join(new.order)
+    return _apply_order(request, new, AuditEntry.Action.ORDER_CHANGED, detail)

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from .. import bundle, bundle_read
 from ..models import PERM_VIEW, AuditEntry, SupportBundle
-from .common import panel_view
+from .common import current_server, panel_view
 
 CONTENT_TYPES = {"json": "application/json; charset=utf-8", "html": "text/html; charset=utf-8"}
 
@@ -38,7 +38,7 @@ def _page(request: HttpRequest, error: str = "", status: int = 200) -> HttpRespo
 def bundle_download(request: HttpRequest, fmt: str) -> HttpResponse:
     if fmt not in CONTENT_TYPES:
         raise Http404
-    data = bundle.collect()
+    data = bundle.collect(current_server(request))
     text = export(data, fmt)
     AuditEntry.record(request.user, AuditEntry.Action.BUNDLE_MADE, target=data["server"],
                       detail=fmt)  # fmt: skip
