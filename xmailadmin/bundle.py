@@ -73,7 +73,7 @@ def collect(server: Server | None = None) -> dict[str, Any]:
     """The bundle of ``server`` (this machine by default), JSON-ready and scrubbed."""
     server = server or Server.local()
     now = timezone.now()
-    accounts = list(Account.objects.all())
+    accounts = list(Account.on(server))
     probe = ProbeRun.latest_finished(server)
     data = {
         "format": FORMAT,
@@ -185,11 +185,12 @@ def _account(account: Account, server: Server) -> dict[str, Any]:
     sends = TestSend.latest_per_command(account, server)
     data["last_tests"] = [_row(sends[key], SEND_FIELDS) for key in BY_KEY if key in sends]
     data["diagnosis"] = {
-        kind: _maybe(Diagnosis.latest(account, kind), DIAGNOSIS_FIELDS)
+        kind: _maybe(Diagnosis.latest(account, kind, server), DIAGNOSIS_FIELDS)
         for kind in Diagnosis.Kind.values
     }
     data["relay"] = {
-        mta: _maybe(RelayJob.latest(mta, account), RELAY_FIELDS) for mta in ("postfix", "exim")
+        mta: _maybe(RelayJob.latest(mta, account, server), RELAY_FIELDS)
+        for mta in ("postfix", "exim")
     }
     return data
 

@@ -190,6 +190,7 @@ class AccountForm(forms.ModelForm):
             "tls_name",
             "verify",
             "is_default",
+            "used_on",
         ]
         help_texts = {
             "ca_file": _("Optional: path to a CA file (PEM) on this server."),
@@ -204,6 +205,7 @@ class AccountForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.kept_password = kept_password
         self.fields["mode"].choices = [("", _("automatic by port")), *MODE_CHOICES]
+        self.fields["used_on"].empty_label = _("all servers")
         if kept_password:
             self.show_password_kept()
         elif self.instance.pk and self.instance.has_password:

@@ -70,8 +70,8 @@ TRIED = gettext_noop("last tried %(command)s: %(reason)s")
 def start(server: Server) -> TestSend | None:
     """Queue the check of ``server``; None when there is nothing to check with (no
     account, no command enabled) or a check of that command still runs."""
-    account = Account.default()
-    key = first_command()
+    account = Account.default(server)
+    key = first_command(server)
     if account is None or key is None:
         return None
     try:
@@ -95,11 +95,11 @@ def start_all() -> list[TestSend]:
     return [row for server in servers if (row := start(server)) is not None]
 
 
-def first_command() -> str | None:
-    """The first enabled command the last probe found (the first enabled one before
-    any probe): the one applications' mail goes through."""
-    keys = order.enabled_keys()
-    probe = ProbeRun.latest_finished()
+def first_command(server: Server | None = None) -> str | None:
+    """The first enabled command of ``server`` the last probe found (the first enabled
+    one before any probe): the one applications' mail goes through."""
+    keys = order.enabled_keys(server)
+    probe = ProbeRun.latest_finished(server)
     if probe is None:
         return keys[0] if keys else None
     found = set(probe.results.filter(found=True).values_list("key", flat=True))

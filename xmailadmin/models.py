@@ -122,6 +122,11 @@ class Account(models.Model):
     )
     verify = models.BooleanField(_("Verify certificate"), default=True)
     is_default = models.BooleanField(_("Default account"), default=False)
+    # The one server whose tests and mail use this account; empty: every server.
+    used_on = models.ForeignKey(
+        "Server", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        verbose_name=_("Used on"), help_text=_("Empty: on every server."),
+    )  # fmt: skip
     # What the server itself showed to "Detect the mode" on the account form, and for
     # which host:port: the port/mode warning trusts it over the 465 rule.
     detected_mode = models.CharField(
@@ -261,8 +266,17 @@ class Account(models.Model):
             self.is_default = True
 
     @classmethod
-    def default(cls) -> Account | None:
-        return cls.objects.order_by("-is_default", "name").first()
+    def on(cls, server: Server) -> models.QuerySet[Account]:
+        """The accounts ``server`` uses: its own and those of every server."""
+        return cls.objects.filter(Q(used_on=server) | Q(used_on__isnull=True))
+
+    @classmethod
+    def default(cls, server: Server | None = None) -> Account | None:
+        """The default account of ``server`` (this machine if None), else its first."""
+        return cls.on(server or Server.local()).order_by("-is_default", "name").first()
+
+    def usable_on(self, server: Server) -> bool:
+        return self.used_on_id is None or self.used_on_id == server.pk
 
 
 @receiver(post_save, sender=Account)
@@ -773,7 +787,7 @@ class RelayJob(Job):
         constraints = [
             # One job per relay at a time: a check must not read half-written files.
             models.UniqueConstraint(
-                fields=["mta"],
+                fields=["server", "mta"],
                 condition=Q(state__in=["queued", "running"]),
                 name="one_active_job_per_relay",
             )
@@ -814,10 +828,14 @@ class RelayJob(Job):
         return say(self.config_error)
 
     @classmethod
-    def latest(cls, mta: str, account: Account | None) -> RelayJob | None:
+    def latest(
+        cls, mta: str, account: Account | None, server: Server | None = None
+    ) -> RelayJob | None:
+        """The newest job of ``account`` on ``server``'s relay (this machine's if None)."""
         if account is None:
             return None
-        return cls.objects.filter(mta=mta, account=account).first()
+        return cls.objects.filter(server=server or Server.local(), mta=mta,
+                                  account=account).first()  # fmt: skip
 
 
 # A finding's level (transports.findings.Level) as the badges colour it.
@@ -877,10 +895,14 @@ class Diagnosis(Job):
         return say(self.error)
 
     @classmethod
-    def latest(cls, account: Account | None, kind: str) -> Diagnosis | None:
+    def latest(
+        cls, account: Account | None, kind: str, server: Server | None = None
+    ) -> Diagnosis | None:
+        """The newest check of ``kind`` of ``account`` from ``server`` (this machine if None)."""
         if account is None:
             return None
-        return cls.objects.filter(account=account, kind=kind).first()
+        return cls.objects.filter(server=server or Server.local(), account=account,
+                                  kind=kind).first()  # fmt: skip
 
 
 class WorkerHeartbeat(OnServer):

@@ -115,6 +115,11 @@ def start_tests(
     The tests run on ``server``'s worker (this machine's if None).
     """
     server = server or Server.local()
+    if not account.usable_on(server):
+        raise NotAccepted(
+            _("The account %(name)s is used only on the server %(server)s, not on %(here)s.")
+            % {"name": account.name, "server": account.used_on.name, "here": server.name}
+        )
     ensure_worker(server)
     jobs.expire_stale(server)
     _check_rate(account, len(keys))
@@ -169,9 +174,12 @@ def start_tests(
 
 def start_diagnosis(diagnosis: Diagnosis, user, *, password: str = "") -> Diagnosis:
     """Queue a server check or DNS check described by the unsaved ``diagnosis``. A
-    ``password`` typed for it travels encrypted in the row, never in the job's message."""
-    ensure_worker()
-    jobs.expire_stale()
+    ``password`` typed for it travels encrypted in the row, never in the job's message.
+    It runs on the row's server (this machine when none is set)."""
+    if diagnosis.server_id is None:
+        diagnosis.server = Server.local()
+    ensure_worker(diagnosis.server)
+    jobs.expire_stale(diagnosis.server)
     diagnosis.requested_by = real_user(user)
     diagnosis.language = (translation.get_language() or settings.LANGUAGE_CODE)[:8]
     if password:
@@ -184,10 +192,12 @@ def start_diagnosis(diagnosis: Diagnosis, user, *, password: str = "") -> Diagno
 # --- relays -----------------------------------------------------------------------
 
 
-def start_relay_check(mta: str, account: Account, user) -> RelayJob:
+def start_relay_check(
+    mta: str, account: Account, user, *, server: Server | None = None
+) -> RelayJob:
     """Queue a look at the relay for ``account``; a job already queued or running for
     this relay is returned instead (a check must not read files an apply is writing)."""
-    job = RelayJob(mta=mta, kind=RelayJob.Kind.CHECK)
+    job = RelayJob(server=server or Server.local(), mta=mta, kind=RelayJob.Kind.CHECK)
     row = _start_relay_job(
         RELAY_CHECK, job, account, user, AuditEntry.Action.RELAY_CHECK, detail=account.name
     )
@@ -210,7 +220,8 @@ def start_relay_apply(confirmed: RelayJob, user) -> RelayJob:
         raise NotAccepted(_("The account was deleted."))
     files = [confirmed.config.get("settings_path", "")]
     files += [f["path"] for f in confirmed.config.get("files", [])]
-    job = RelayJob(mta=confirmed.mta, kind=RelayJob.Kind.APPLY, confirmed=confirmed)
+    job = RelayJob(server=confirmed.server, mta=confirmed.mta, kind=RelayJob.Kind.APPLY,
+                   confirmed=confirmed)  # fmt: skip
     row = _start_relay_job(
         RELAY_APPLY,
         job,
@@ -227,8 +238,9 @@ def start_relay_apply(confirmed: RelayJob, user) -> RelayJob:
 def _start_relay_job(
     task: str, job: RelayJob, account: Account, user, action, detail
 ) -> RelayJob:
-    ensure_worker()
-    jobs.expire_stale()
+    """Queue ``job`` (its server set) on its server's relay."""
+    ensure_worker(job.server)
+    jobs.expire_stale(job.server)
     job.account = account
     job.account_name = account.name
     job.requested_by = real_user(user)
@@ -237,7 +249,9 @@ def _start_relay_job(
         with transaction.atomic():
             job.save()
     except IntegrityError:  # a job on this relay is queued or running: show that one
-        active = RelayJob.objects.filter(mta=job.mta, state__in=ACTIVE_STATES).first()
+        active = RelayJob.objects.filter(
+            server=job.server, mta=job.mta, state__in=ACTIVE_STATES
+        ).first()
         if active is not None:
             return active
         raise NotAccepted(_("Please try again.")) from None

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.i18n import set_language
 
 from . import views
-from .views.accounts import account_detect_mode
+from .views.accounts import account_copy, account_detect_mode
 from .views.diagnosis import (
     account_diagnose,
     account_diagnosis,
@@ -55,6 +55,7 @@ urlpatterns = [
     path("accounts/<int:account_id>/", views.account_edit, name="account-edit"),
     path("accounts/<int:account_id>/delete/", views.account_delete, name="account-delete"),
     path("accounts/<int:account_id>/default/", views.account_default, name="account-default"),
+    path("accounts/<int:account_id>/copy/", account_copy, name="account-copy"),
     path("accounts/<int:account_id>/commands/", views.commands, name="commands"),
     path("accounts/<int:account_id>/commands/<str:key>/", views.command_row, name="row"),
     path("accounts/<int:account_id>/test/", views.send_all, name="send-all"),

@@ -13,12 +13,15 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from transports.catalogue import KEYS
-from xmailadmin import order
+from xmailadmin import order, services
 from xmailadmin.models import (
+    Account,
     AuditEntry,
+    Diagnosis,
     OutboxMessage,
     ProbeResult,
     ProbeRun,
+    RelayJob,
     Server,
     State,
     TestSend,
@@ -74,11 +77,14 @@ def test_the_chosen_server_gets_the_overviews_jobs_and_keeps_its_rows(
     try:
         admin_web.post(reverse("probe-start"))
         admin_web.post(reverse("send-one", args=[offline_account.pk, "curl"]))
+        admin_web.post(reverse("account-diagnose", args=[offline_account.pk, "server"]))
+        admin_web.post(reverse("relay-check", args=["postfix"]), {"account": offline_account.pk})
     finally:
         before_task_publish.disconnect(capture)
     assert ProbeRun.objects.get().server == zweit
     assert TestSend.objects.get().server == zweit
-    assert [q for _task, q in published] == ["xmailadmin-zweit", "xmailadmin-zweit"]
+    assert Diagnosis.objects.get().server == zweit and RelayJob.objects.get().server == zweit
+    assert [q for _task, q in published] == ["xmailadmin-zweit"] * 4
     # The choice is kept for the next pages, until another is chosen.
     page = admin_web.get(reverse("dashboard")).content.decode()
     assert "Mail-Befehle von zweit" in page and 'data-state="queued"' in page
@@ -110,3 +116,30 @@ def test_one_servers_order_is_copied_to_another(admin_web, zweit):
     entry = AuditEntry.objects.get(action="order_changed")
     assert entry.target == "Reihenfolge (zweit)" and f"kopiert von {local.name}" in entry.detail
     assert TransportSetting.objects.filter(server=zweit).count() == len(KEYS)
+
+
+def test_an_account_of_one_server_is_not_used_on_another_until_copied(
+    admin_web, offline_account, zweit
+):
+    local = Server.local()
+    only = Account(name="Nur zweit", host="smtp.example.net", port=587, used_on=zweit,
+                   username="z@example.net", sender="z@example.net", recipient="a@example.org")
+    only.set_password("zweit-geheim")
+    only.save()
+    assert set(Account.on(local)) == {offline_account}
+    assert set(Account.on(zweit)) == {offline_account, only}
+    with pytest.raises(services.NotAccepted, match="nur auf dem Server zweit"):
+        services.start_tests(only, ["curl"], None, server=local)
+    page = admin_web.get(reverse("dashboard") + f"?account={only.pk}").content.decode()
+    assert "Nur zweit" not in page  # the shown server (this one) does not use it
+
+    listing = admin_web.get(reverse("accounts")).content.decode()
+    assert 'data-used-on="zweit"' in listing and f'data-copy="{only.pk}"' in listing
+    response = admin_web.post(reverse("account-copy", args=[only.pk]))
+    assert response.status_code == 302
+    copy = Account.objects.get(name=f"Nur zweit @ {local.name}")
+    assert copy.used_on == local and copy.decrypt_password() == "zweit-geheim"
+    assert (copy.host, copy.username, copy.is_default) == (only.host, only.username, False)
+    assert set(Account.on(local)) == {offline_account, copy}
+    entry = AuditEntry.objects.get(action="account_created", target=copy.name)
+    assert entry.username == "chef" and "copied from Nur zweit" in entry.detail

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -19,8 +20,8 @@ from ..forms import (
     ModeDetectForm,
     detection_ticket,
 )
-from ..models import MODE_LABELS, PERM_CHANGE, PERM_VIEW, Account, AuditEntry
-from .common import panel_view
+from ..models import MODE_LABELS, PERM_CHANGE, PERM_VIEW, Account, AuditEntry, Server
+from .common import current_server, notice, panel_view
 
 # The form waits for "Detect the mode" (a gunicorn worker with it): a server that neither
 # greets nor answers TLS within this is said so, not waited for like a test send.
@@ -31,7 +32,18 @@ DETECT_GREETING_WAIT = 2.0
 @require_GET
 @panel_view(PERM_VIEW)
 def account_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "panel/accounts.html", {"accounts": Account.objects.all()})
+    return render(request, "panel/accounts.html", _list_context(request))
+
+
+def _list_context(request: HttpRequest, **more) -> dict:
+    """Every account, each marked with the server it is used on; the shown server, to
+    which one of another server's can be copied."""
+    return {
+        "accounts": Account.objects.select_related("used_on"),
+        "server": current_server(request),
+        "servers": Server.objects.count(),
+        **more,
+    }
 
 
 @panel_view(PERM_CHANGE)
@@ -99,7 +111,7 @@ def account_delete(request: HttpRequest, account_id: int) -> HttpResponse:
     account = get_object_or_404(Account, pk=account_id)
     if request.POST.get("confirm") != "1":
         # Asked on the page, as the order page asks: no browser confirm() box.
-        context = {"accounts": Account.objects.all(), "confirm_delete": account}
+        context = _list_context(request, confirm_delete=account)
         if request.htmx:
             response = render(request, "panel/accounts.html#delete-confirm", context)
             return retarget(response, "#account-confirm")
@@ -118,3 +130,36 @@ def account_default(request: HttpRequest, account_id: int) -> HttpResponse:
     account.make_default()
     AuditEntry.record(request.user, AuditEntry.Action.ACCOUNT_DEFAULT, target=account.name)
     return redirect("accounts")
+
+
+# The fields a copy takes over; the name gets the server's, the default flag stays behind.
+COPIED = ("host", "port", "mode", "username", "password_encrypted", "sender",
+          "recipient", "ca_file", "tls_name", "verify", "detected_mode", "detected_for",
+          "detected_at")  # fmt: skip
+
+
+@require_POST
+@panel_view(PERM_CHANGE)
+def account_copy(request: HttpRequest, account_id: int) -> HttpResponse:
+    """Another server's account, copied for the shown server (the password with it,
+    still encrypted): the same settings, used only there, changed there on its own."""
+    source = get_object_or_404(Account, pk=account_id)
+    server = current_server(request)
+    copy = Account(**{name: getattr(source, name) for name in COPIED}, used_on=server)
+    copy.name = _free_name(f"{source.name} @ {server.name}")
+    copy.audit_as = (request.user, f"copied from {source.name}")
+    try:
+        copy.save()
+    except ValidationError as exc:
+        return notice(request, " ".join(exc.messages), back="accounts")
+    messages.success(request, _("“%(name)s” is now also an account of %(server)s, as “%(copy)s”.")
+                     % {"name": source.name, "server": server.name, "copy": copy.name})  # fmt: skip
+    return redirect("accounts")
+
+
+def _free_name(wanted: str) -> str:
+    name, n = wanted[:100], 2
+    while Account.objects.filter(name=name).exists():
+        suffix = f" {n}"
+        name, n = wanted[: 100 - len(suffix)] + suffix, n + 1
+    return name

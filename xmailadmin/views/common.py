@@ -109,11 +109,13 @@ def current_server(request: HttpRequest) -> Server:
 
 
 def selected_account(request: HttpRequest, account_id: int | None = None) -> Account | None:
-    """The account in the URL (``?account=``), else the default one."""
+    """The account in the URL (``?account=``), else the default one; of those the shown
+    server uses."""
+    server = current_server(request)
     raw = account_id or request.GET.get("account")
     if raw:
         try:
-            return Account.objects.filter(pk=int(raw)).first() or Account.default()
+            return Account.on(server).filter(pk=int(raw)).first() or Account.default(server)
         except ValueError:
             pass
-    return Account.default()
+    return Account.default(server)

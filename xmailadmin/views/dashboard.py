@@ -154,7 +154,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         last_probe = ProbeRun.latest_finished(server)
         rows = _rows(account, run=last_probe, server=server)
         with_history(rows, account, server)
-        accounts = list(Account.objects.all())
+        accounts = list(Account.on(server))
         context = {
             "account": account,
             "accounts": accounts,

@@ -28,11 +28,12 @@ from ..models import (
     Diagnosis,
     ProbeResult,
     ProbeRun,
+    Server,
     State,
     TestSend,
 )
 from ..texts import say
-from .common import notice, panel_view, poll_every, polled
+from .common import current_server, notice, panel_view, poll_every, polled
 
 _MARK = {True: "✓", False: "✗", None: "?"}
 
@@ -49,9 +50,10 @@ def job_context(row: Diagnosis | None) -> dict:
 @panel_view(PERM_VIEW)
 def account_diagnosis(request: HttpRequest, account_id: int) -> HttpResponse:
     account = get_object_or_404(Account, pk=account_id)
-    server = Diagnosis.latest(account, Diagnosis.Kind.SERVER)
-    dns = Diagnosis.latest(account, Diagnosis.Kind.DNS)
-    if any(r is not None and r.active for r in (server, dns)) and jobs.expire_stale():
+    machine = current_server(request)
+    server = Diagnosis.latest(account, Diagnosis.Kind.SERVER, machine)
+    dns = Diagnosis.latest(account, Diagnosis.Kind.DNS, machine)
+    if any(r is not None and r.active for r in (server, dns)) and jobs.expire_stale(machine):
         for row in (server, dns):
             if row is not None:
                 row.refresh_from_db()
@@ -60,8 +62,8 @@ def account_diagnosis(request: HttpRequest, account_id: int) -> HttpResponse:
         "server": job_context(server),
         "dns": job_context(dns),
         "selectors": " ".join(dns.selectors) if dns else "",
-        "matrix": tls_grid(account, server),
-        "probed": ProbeRun.latest_finished() is not None,
+        "matrix": tls_grid(account, server, machine),
+        "probed": ProbeRun.latest_finished(machine) is not None,
         "versions": VERSIONS,
     }
     return render(request, "panel/diagnosis.html", context)
@@ -80,6 +82,7 @@ def account_diagnose(request: HttpRequest, account_id: int, kind: str) -> HttpRe
     except TargetError as exc:
         return notice(request, say(exc.text), back=_diagnosis_url(account))
     row = Diagnosis(
+        server=current_server(request),
         kind=kind,
         account=account,
         account_name=account.name,
@@ -125,6 +128,7 @@ def account_form_check(request: HttpRequest) -> HttpResponse:
     )
     stored = account is not None and account.has_password and not password
     row = Diagnosis(
+        server=current_server(request),
         kind=Diagnosis.Kind.SERVER,
         account=account,
         account_name=account.name if account else "",
@@ -160,12 +164,15 @@ def diagnosis_status(request: HttpRequest, diagnosis_id: int) -> HttpResponse:
 # --- the TLS matrix --------------------------------------------------------------------
 
 
-def tls_grid(account: Account, server: Diagnosis | None) -> list[dict]:
+def tls_grid(
+    account: Account, server: Diagnosis | None, machine: Server | None = None
+) -> list[dict]:
     """One row per catalogue command: the probe's library, the last test on ``account``,
-    the server check's versions, and the cell's verdict in the reader's language."""
-    probe = ProbeRun.latest_finished()
+    the server check's versions, and the cell's verdict in the reader's language; all of
+    ``machine`` (this one if None)."""
+    probe = ProbeRun.latest_finished(machine)
     results = {r.key: r for r in probe.results.all()} if probe else {}
-    return tls_grid_of(results, TestSend.latest_per_command(account), server)
+    return tls_grid_of(results, TestSend.latest_per_command(account, machine), server)
 
 
 def tls_grid_of(

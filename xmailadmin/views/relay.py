@@ -22,10 +22,11 @@ from ..models import (
     Account,
     ProbeRun,
     RelayJob,
+    Server,
     State,
     TestSend,
 )
-from .common import notice, panel_view, poll_every, polled, selected_account
+from .common import current_server, notice, panel_view, poll_every, polled, selected_account
 
 
 def _relay_mta(mta: str) -> str:
@@ -39,10 +40,10 @@ def _relay_url(mta: str, account: Account | None) -> str:
     return f"{url}?account={account.pk}" if account else url
 
 
-def _relay_send(mta: str, account: Account | None) -> TestSend | None:
+def _relay_send(mta: str, account: Account | None, server: Server) -> TestSend | None:
     if account is None:
         return None
-    return TestSend.objects.filter(account=account, command=mta).first()
+    return TestSend.objects.filter(server=server, account=account, command=mta).first()
 
 
 def _posted_account(request: HttpRequest) -> Account:
@@ -52,12 +53,12 @@ def _posted_account(request: HttpRequest) -> Account:
         raise Http404 from None
 
 
-def _installed(mta: str, check: RelayJob | None) -> bool:
+def _installed(mta: str, check: RelayJob | None, server: Server) -> bool:
     """False when the newest check, or else the last probe, found the relay missing: then
     there is nothing to write or to send through (only "check" again, once installed)."""
     if check is not None and check.status:
         return check.status.get("installed") is not False
-    probe = ProbeRun.latest_finished()
+    probe = ProbeRun.latest_finished(server)
     result = probe.results.filter(key=mta).first() if probe else None
     return result is None or result.found
 
@@ -72,8 +73,10 @@ def _then_run(check: RelayJob | None) -> list[str]:
     return commands
 
 
-def _relay_context(mta: str, account: Account | None, check: RelayJob | None) -> dict:
-    send = _relay_send(mta, account)
+def _relay_context(
+    mta: str, account: Account | None, check: RelayJob | None, server: Server
+) -> dict:
+    send = _relay_send(mta, account, server)
     return {
         "mta": mta,
         "mta_label": relay_settings.LABELS[mta],
@@ -83,7 +86,8 @@ def _relay_context(mta: str, account: Account | None, check: RelayJob | None) ->
         "check_poll": poll_every(check),
         "send": send,
         "send_poll": poll_every(send),
-        "installed": _installed(mta, check or RelayJob.latest(mta, account)),
+        "installed": _installed(mta, check or RelayJob.latest(mta, account, server), server),
+        "server": server,
         "then_run": _then_run(check),
     }
 
@@ -93,11 +97,12 @@ def _relay_context(mta: str, account: Account | None, check: RelayJob | None) ->
 def relay(request: HttpRequest, mta: str) -> HttpResponse:
     mta = _relay_mta(mta)
     account = selected_account(request)
-    check = RelayJob.latest(mta, account)
-    if check and check.active and jobs.expire_stale():
+    server = current_server(request)
+    check = RelayJob.latest(mta, account, server)
+    if check and check.active and jobs.expire_stale(server):
         check.refresh_from_db()
-    context = _relay_context(mta, account, check)
-    context.update(accounts=Account.objects.all(), health=health.current())
+    context = _relay_context(mta, account, check, server)
+    context.update(accounts=Account.on(server), health=health.current(server=server))
     return render(request, "panel/relay.html", context)
 
 
@@ -106,7 +111,7 @@ def relay(request: HttpRequest, mta: str) -> HttpResponse:
 def relay_check_status(request: HttpRequest, mta: str, check_id: int) -> HttpResponse:
     """The check block, polled every second while the job runs."""
     check = get_object_or_404(RelayJob, pk=check_id, mta=_relay_mta(mta))
-    context = _relay_context(mta, check.account, check)
+    context = _relay_context(mta, check.account, check, check.server)
     return polled(request, "panel/relay.html#check", context, check)
 
 
@@ -115,12 +120,14 @@ def relay_check_status(request: HttpRequest, mta: str, check_id: int) -> HttpRes
 def relay_check_start(request: HttpRequest, mta: str) -> HttpResponse:
     mta = _relay_mta(mta)
     account = _posted_account(request)
+    server = current_server(request)
     try:
-        check = services.start_relay_check(mta, account, request.user)
+        check = services.start_relay_check(mta, account, request.user, server=server)
     except services.NotAccepted as exc:
         return notice(request, str(exc), back=_relay_url(mta, account))
     if request.htmx:
-        return render(request, "panel/relay.html#check", _relay_context(mta, account, check))
+        context = _relay_context(mta, account, check, server)
+        return render(request, "panel/relay.html#check", context)
     return redirect(_relay_url(mta, account))
 
 
@@ -161,7 +168,7 @@ def relay_apply(request: HttpRequest, mta: str) -> HttpResponse:
             _("The configuration is being written; the result appears below."),
         )
         return redirect(back)
-    context = _relay_context(mta, account, check)
+    context = _relay_context(mta, account, check, check.server)
     context["unconfirmed"] = request.method == "POST"
     return render(request, "panel/relay_confirm.html", context)
 
@@ -173,17 +180,19 @@ def relay_test(request: HttpRequest, mta: str) -> HttpResponse:
     the overview's postfix/exim row, started from here."""
     mta = _relay_mta(mta)
     account = _posted_account(request)
-    if not _installed(mta, RelayJob.latest(mta, account)):
+    server = current_server(request)
+    if not _installed(mta, RelayJob.latest(mta, account, server), server):
         text = _("%(name)s is not installed on this server.") % {
             "name": relay_settings.LABELS[mta]
         }
         return notice(request, text, back=_relay_url(mta, account))
     try:
-        services.start_tests(account, [mta], request.user)
+        services.start_tests(account, [mta], request.user, server=server)
     except services.NotAccepted as exc:
         return notice(request, str(exc), back=_relay_url(mta, account))
     if request.htmx:
-        return render(request, "panel/relay.html#test", _relay_context(mta, account, None))
+        context = _relay_context(mta, account, None, server)
+        return render(request, "panel/relay.html#test", context)
     return redirect(_relay_url(mta, account))
 
 
@@ -193,5 +202,5 @@ def relay_test_status(request: HttpRequest, mta: str, account_id: int) -> HttpRe
     """The newest relay test mail, polled while it runs."""
     mta = _relay_mta(mta)
     account = get_object_or_404(Account, pk=account_id)
-    context = _relay_context(mta, account, None)
+    context = _relay_context(mta, account, None, current_server(request))
     return polled(request, "panel/relay.html#test", context, context["send"])

@@ -63,9 +63,8 @@ class FleetRow:
 @require_GET
 @panel_view(PERM_VIEW)
 def servers(request: HttpRequest) -> HttpResponse:
-    account = Account.default()
-    rows = [fleet_row(server, account) for server in Server.objects.all()]
-    context = {"rows": rows, "current": current_server(request), "account": account,
+    rows = [fleet_row(server, Account.default(server)) for server in Server.objects.all()]
+    context = {"rows": rows, "current": current_server(request),
                "attention": sum(r.attention for r in rows)}  # fmt: skip
     return render(request, "panel/servers.html", context)
 
