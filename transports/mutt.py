@@ -102,10 +102,11 @@ class Mutt(CommandTransport):
 
     def outcome(self, out: RunOutput, target: Target) -> SendResult:
         result = super().outcome(out, target)
-        # Its words for an unknown CA and for another host's certificate alike: the
-        # server's certificate, asked once more without mutt, says which it was.
-        untrusted = result.reason_code == "tls_untrusted" and target.verify
-        if untrusted and (problem := certificate_problem(target)):
+        # Its words for an unknown CA and for another host's certificate alike, and after
+        # STARTTLS only "Could not negotiate TLS connection": the server's certificate,
+        # asked once more without mutt, says which it was (or that it was none of them).
+        unclear = result.reason_code in ("tls_untrusted", "tls") and target.verify
+        if unclear and (problem := certificate_problem(target)):
             detail = f"{result.detail} / {problem}"
             result = failed_at(Step.TLS, target, detail, exit_code=out.returncode)
         return result

@@ -52,6 +52,13 @@ class Health:
         return not self.broker_error and self.worker_alive
 
     @property
+    def shown(self) -> tuple:
+        """What a page shows of it: the time of the last heartbeat only while no worker is
+        alive (a cached page stays valid from one heartbeat to the next)."""
+        return (self.broker_error, self.worker_alive, self.server,
+                None if self.worker_alive else self.worker_seen_at)  # fmt: skip
+
+    @property
     def problem(self) -> str:
         """What is wrong and what to do, in the user's language; "" when all is well."""
         if self.broker_error:

@@ -35,9 +35,11 @@ from .models import (
     Outbox,
     OutboxMessage,
     ProbeRun,
+    Server,
     TestSend,
     TransportSetting,
     WorkerHeartbeat,
+    local_server_name,
 )
 
 CSRF_PLACEHOLDER = "csrf-placeholder-7f3a9c"
@@ -69,7 +71,13 @@ def _sql() -> str:
         (SELECT MAX(updated_at) FROM {health}),
         (SELECT COUNT(*) FROM {send} WHERE state IN ({active}))
           + (SELECT COUNT(*) FROM {run} WHERE state IN ({active})),
-        (SELECT MAX(seen_at) FROM {beat})"""
+        (SELECT MAX(seen_at) FROM {beat} WHERE server_id = {_server_sql()})"""
+
+
+def _server_sql() -> str:
+    # The shown server by its id, or this machine by its name: no query of its own.
+    table = Server._meta.db_table
+    return f"COALESCE(%s, (SELECT id FROM {table} WHERE name = %s))"
 
 
 def _outbox_sql(table: str) -> str:
@@ -88,9 +96,11 @@ def _outbox_sql(table: str) -> str:
         (SELECT MAX(next_try_at) FROM {table} WHERE {is_open})"""
 
 
-def snapshot() -> Snapshot:
+def snapshot(server_id: int | None = None) -> Snapshot:
+    """The rows' state; the newest heartbeat of the server ``server_id`` (this machine's
+    if None)."""
     with connection.cursor() as cursor:
-        cursor.execute(_sql())
+        cursor.execute(_sql(), [server_id, local_server_name()])
         row = cursor.fetchone()
     newest = row[-1]
     if isinstance(newest, str):  # SQLite returns UTC as text from a raw query

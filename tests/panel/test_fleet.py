@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 from panel_workers import redis_answers, redis_url, stop_worker, use_broker, worker_process
+from playwright.sync_api import expect
+from test_browser import page  # noqa: F401  (the Chromium fixture)
 
 from xmailadmin import jobs, services
 from xmailadmin.celery import app as celery_app
@@ -118,17 +120,17 @@ def test_jobs_go_only_to_their_server_and_a_stopped_one_goes_offline(
     assert smtp.find("X-Xmailadmin-Test-Id", str(here.test_id))
     assert not smtp.find("X-Xmailadmin-Test-Id", str(there.test_id))
 
-    page = admin_web.get(reverse("servers")).content.decode()
-    assert 'id="server-nord" data-online="yes"' in page
-    assert 'id="server-sued" data-online="yes"' in page
+    html = admin_web.get(reverse("servers")).content.decode()
+    assert 'id="server-nord" data-online="yes"' in html
+    assert 'id="server-sued" data-online="yes"' in html
 
     # The second server's worker stops: offline, while the first goes on.
     stop_worker(workers["sued"].proc)
     assert not WorkerHeartbeat.objects.filter(server=sued).exists()
     wait_for(lambda: 'id="server-sued" data-online="no"'
              in admin_web.get(reverse("servers")).content.decode(), 10, "sued offline")  # fmt: skip
-    page = admin_web.get(reverse("servers")).content.decode()
-    assert 'id="server-nord" data-online="yes"' in page
+    html = admin_web.get(reverse("servers")).content.decode()
+    assert 'id="server-nord" data-online="yes"' in html
     with pytest.raises(services.NotAccepted, match="Der Server sued ist offline"):
         services.start_tests(account, ["python3"], None, server=sued)
 
@@ -161,3 +163,29 @@ def test_a_worker_leaves_the_rows_of_another_server_alone(live_worker, account):
     row.refresh_from_db()
     assert row.state == State.QUEUED and row.worker == "" and row.started_at is None
     assert ProbeRun.objects.filter(server=other).count() == 0 and local.pk != other.pk
+
+
+@pytest.mark.browser
+def test_an_administrator_chooses_a_server_in_the_browser_and_probes_it(
+    fleet, page, live_server, panel_admin  # noqa: F811 - page: test_browser's fixture
+):
+    """The servers page in Chromium: both servers online; "Show" on one, and the
+    overview's probe runs on that server's worker and shows its tool set (before any
+    account exists: the table reloads itself all the same)."""
+    from test_browser import SHOTS, log_in
+
+    base = live_server.url
+    log_in(page, base)
+    page.click("#nav-servers")
+    expect(page.locator("#server-nord")).to_have_attribute("data-online", "yes")
+    expect(page.locator("#server-sued")).to_have_attribute("data-online", "yes")
+    page.locator("#server-sued a.button").click()
+    expect(page.locator("h1")).to_contain_text("Mail-Befehle von sued")
+    page.click("#probe-button")
+    run = wait_for(lambda: ProbeRun.objects.filter(state=State.PASSED).first(), 30, "the probe")
+    expect(page.locator("#row-python3 td").nth(1)).to_contain_text("ja", timeout=30_000)
+    expect(page.locator("#row-curl td").nth(1)).to_contain_text("nicht installiert")
+    assert run.server == fleet["servers"]["sued"] and run.worker.startswith(run.server.queue)
+    page.screenshot(path=str(SHOTS / "dashboard-second-server.png"), full_page=True)
+    page.click("#nav-servers")
+    page.screenshot(path=str(SHOTS / "servers.png"), full_page=True)

@@ -161,7 +161,7 @@ def test_transcripts_carry_no_control_characters(command, smtp):
     assert not any(ord(c) < 32 and c not in "\n\t\r" for c in result.transcript)
 
 
-@pytest.mark.parametrize("key", ["python3", "curl", "msmtp"])
+@pytest.mark.parametrize("key", ["python3", "curl", "msmtp", "mutt"])
 def test_an_untrusted_certificate_suggestion_names_its_issuer(key, smtp):
     from transports.catalogue import transport_for
     from transports.cert_probe import name_issuer

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, retarget
 
 from .. import jobs
-from ..models import Account, Job, Server
+from ..models import Account, Job, Server, local_server_name
 
 View = Callable[..., HttpResponse]
 
@@ -100,12 +100,21 @@ def current_server(request: HttpRequest) -> Server:
             server = Server.objects.filter(pk=int(raw)).first()
         except (TypeError, ValueError):
             server = None
-        if server is not None:
+        if server is not None and server.name != local_server_name():
             if request.GET.get("server"):
                 request.session[SERVER_KEY] = server.pk
             return server
-        request.session.pop(SERVER_KEY, None)
+        request.session.pop(SERVER_KEY, None)  # this machine is the default: nothing kept
     return Server.local()
+
+
+def chosen_server(request: HttpRequest) -> Server | None:
+    """Another server chosen for the pages, else None (this machine) without a query: the
+    overview's hot path (pagecache) needs the server only when one was chosen."""
+    if request.GET.get("server") or request.session.get(SERVER_KEY):
+        server = current_server(request)
+        return None if server.name == local_server_name() else server
+    return None
 
 
 def selected_account(request: HttpRequest, account_id: int | None = None) -> Account | None:

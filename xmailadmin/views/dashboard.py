@@ -33,7 +33,15 @@ from ..models import (
 from ..order import enabled_keys
 from ..status_line import status_line
 from ..texts import say
-from .common import current_server, notice, panel_view, poll_every, polled, selected_account
+from .common import (
+    chosen_server,
+    current_server,
+    notice,
+    panel_view,
+    poll_every,
+    polled,
+    selected_account,
+)
 from .outbox import summary as outbox_summary
 
 # The client event of a test that starts or ends: the status line fetches itself anew.
@@ -141,15 +149,17 @@ def _latest_sends(
 @require_GET
 @panel_view(PERM_VIEW)
 def dashboard(request: HttpRequest) -> HttpResponse:
-    server = current_server(request)
-    snap = pagecache.snapshot()
-    if snap.active and jobs.expire_stale(server):
-        snap = pagecache.snapshot()
-    state = health.current(server=server)
+    chosen = chosen_server(request)  # None: this machine, with no query of its own
+    chosen_id = chosen.pk if chosen else None
+    snap = pagecache.snapshot(chosen_id)
+    if snap.active and jobs.expire_stale(chosen):
+        snap = pagecache.snapshot(chosen_id)
+    state = health.current(snap.newest_heartbeat, server=chosen)
     roles_ = roles(request)
-    key = pagecache.key(request, snap, state, roles_, server.pk)
+    key = pagecache.key(request, snap, state.shown, roles_, chosen_id)
     html = pagecache.fetch(key)
     if html is None:
+        server = chosen or Server.local()
         account = selected_account(request)
         last_probe = ProbeRun.latest_finished(server)
         rows = _rows(account, run=last_probe, server=server)

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET
 
 from transports.catalogue import BY_KEY
 
-from .. import health, health_check
+from .. import health, health_check, order
 from ..models import (
     PERM_VIEW,
     Account,
@@ -46,7 +46,7 @@ class FleetRow:
     workers: list[str]
     probed: bool
     found: int
-    without_tls12: list[str]  # labels of found commands that cannot speak TLS 1.2
+    without_tls12: list[str]  # labels of enabled, found commands without TLS 1.2
     passed: int
     failing: list[str]  # labels of commands whose last test failed
     checkup: HealthState | None
@@ -75,6 +75,7 @@ def fleet_row(server: Server, account: Account | None) -> FleetRow:
     beats = WorkerHeartbeat.objects.filter(server=server, seen_at__gte=fresh)
     probe = ProbeRun.latest_finished(server)
     results = list(probe.results.filter(found=True)) if probe else []
+    enabled = set(order.enabled_keys(server))
     sends = TestSend.latest_per_command(account, server).values()
     outbox = OutboxMessage.objects.filter(server=server)
     waiting = outbox.filter(state__in=OPEN)
@@ -89,7 +90,8 @@ def fleet_row(server: Server, account: Account | None) -> FleetRow:
         workers=sorted(beats.values_list("hostname", flat=True)),
         probed=probe is not None,
         found=len(results),
-        without_tls12=[_label(r.key) for r in results if r.tls12 == "no"],
+        # Of the commands its order uses: one switched off sends nothing.
+        without_tls12=[_label(r.key) for r in results if r.tls12 == "no" and r.key in enabled],
         passed=sum(s.state in (State.PASSED, State.WARNING) for s in sends),
         failing=[_label(s.command) for s in sends if s.state == State.FAILED],
         checkup=health_check.state_of(server),
