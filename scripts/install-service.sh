@@ -9,8 +9,9 @@
 # itself if DIR is it), builds DIR/.venv (scripts/setup.sh run, with the system
 # python3 so that the service user can run it), creates the system user NAME
 # (default xmailadmin, home /var/lib/xmailadmin), makes DIR/var its own (0700), writes
-# FILE (default /etc/xmailadmin/env, 0640 root:NAME) with REDIS_URL, DATABASE_URL and
-# PORT when they are set in this script's environment (values are never printed;
+# FILE (default /etc/xmailadmin/env, 0640 root:NAME) with REDIS_URL, DATABASE_URL,
+# PORT, XMAILADMIN_SERVER_NAME and XMAILADMIN_CELERY_QUEUE when they are set in this
+# script's environment (values are never printed;
 # other lines of the file are kept), runs migrate, collectstatic, check and
 # createadmin as NAME (the password goes only to DIR/var/admin_password, 0600, owned
 # by NAME), renders deploy/systemd/* into /etc/systemd/system ($SYSTEMD_UNIT_DIR if
@@ -277,10 +278,15 @@ else
         "#   systemctl restart xmailadmin.target" > "$tmp"
 fi
 set_keys=()
-for key in DATABASE_URL REDIS_URL PORT XMAILADMIN_OUTBOX; do
+# A mail server whose worker joins another machine's panel names itself and its queue.
+for key in DATABASE_URL REDIS_URL PORT XMAILADMIN_OUTBOX XMAILADMIN_SERVER_NAME \
+    XMAILADMIN_CELERY_QUEUE; do
     value=${!key:-}
     [ -n "$value" ] || continue
     if [ "$key" = XMAILADMIN_OUTBOX ]; then path_ok "$value" || die "$key: an absolute path"; fi
+    case $key in XMAILADMIN_SERVER_NAME | XMAILADMIN_CELERY_QUEUE)
+        [[ $value =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$ ]] || die "$key: letters, digits, . _ -" ;;
+    esac
     [[ $value != *$'\n'* ]] || die "$key: no line breaks"
     # systemd expands $NAME in an EnvironmentFile, quoted or not: in a URL write %24.
     [[ $value != *'$'* ]] || die "$key: no \$ (systemd would expand it; in a URL write %24)"

@@ -564,7 +564,8 @@ def test_install_start_kill_worker_restart_uninstall(install_base):
     script_env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "VENV"}}
     outbox, sbin = install_base / "spool" / "outbox", install_base / "sbin"
     script_env.update(SYSTEMD_UNIT_DIR=str(unit_dir), REDIS_URL=REDIS_URL, PORT=str(port),
-                      XMAILADMIN_OUTBOX=str(outbox), XMAILADMIN_SBIN_DIR=str(sbin))  # fmt: skip
+                      XMAILADMIN_OUTBOX=str(outbox), XMAILADMIN_SBIN_DIR=str(sbin),
+                      XMAILADMIN_SERVER_NAME=SERVER_NAME)  # fmt: skip
     args = ("--dir", str(app), "--env-file", str(env_file))
 
     # The one command. Without systemd it says so and exits 0.
@@ -587,6 +588,7 @@ def test_install_start_kill_worker_restart_uninstall(install_base):
     web, worker = services["web"], services["worker"]
     assert web.argv[web.argv.index("--bind") + 1] == f"127.0.0.1:{port}"
     assert worker.env["XMAILADMIN_CELERY_QUEUE"] == queue
+    assert worker.env["XMAILADMIN_SERVER_NAME"] == SERVER_NAME  # the server it registers
 
     def logs() -> str:
         return "\n".join(f"--- {s.name}\n{s.text()[-4000:]}" for s in services.values())
@@ -611,6 +613,7 @@ def test_install_start_kill_worker_restart_uninstall(install_base):
 
 
 WORKER_READY = re.compile(r"celery@\S+ ready\.")
+SERVER_NAME = "mail-2.example"  # a worker-only machine's name, written by the installer
 
 
 def assert_first_install(first: str, app: Path, env_file: Path, port: int, account) -> None:
@@ -632,6 +635,7 @@ def assert_first_install(first: str, app: Path, env_file: Path, port: int, accou
     assert parse_env_file(env_file) == {
         "REDIS_URL": REDIS_URL, "PORT": str(port),
         "XMAILADMIN_OUTBOX": str(env_file.parent.parent / "spool" / "outbox"),
+        "XMAILADMIN_SERVER_NAME": SERVER_NAME,
     }  # fmt: skip
     unit_dir = env_file.parent.parent / "units"
     assert all((unit_dir / name).is_file() for name in UNITS)

@@ -691,6 +691,7 @@ class AuditEntry(models.Model):
         ADMIN_ADDRESS = "admin_address", _("Admin address set")
         BUNDLE_MADE = "bundle_made", _("Support bundle downloaded")
         BUNDLE_UPLOADED = "bundle_uploaded", _("Support bundle uploaded")
+        BUNDLE_DELETED = "bundle_deleted", _("Support bundle deleted")
         HEALTH_ALERT = "health_alert", _("Alert: scheduled check failed")
         HEALTH_RECOVERED = "health_recovered", _("Alert: scheduled check passes again")
 

@@ -19,7 +19,7 @@ from .views.diagnosis import (
 )
 from .views.order import order_copy
 from .views.servers import servers
-from .views.support import bundle_download, bundle_upload, bundle_view, support
+from .views.support import bundle_delete, bundle_download, bundle_upload, bundle_view, support
 
 
 class LoginForm(AuthenticationForm):
@@ -99,4 +99,5 @@ urlpatterns = [
     path("support/bundle.<str:fmt>", bundle_download, name="bundle-download"),
     path("support/upload/", bundle_upload, name="bundle-upload"),
     path("support/bundles/<int:bundle_id>/", bundle_view, name="bundle-view"),
+    path("support/bundles/<int:bundle_id>/delete/", bundle_delete, name="bundle-delete"),
 ]

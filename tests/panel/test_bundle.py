@@ -257,3 +257,15 @@ def test_values_of_the_wrong_type_are_shown_without_breaking_the_page(support_we
     assert response.status_code == 302
     page = support_web.get(response["Location"])
     assert page.status_code == 200 and "Büro&lt;script&gt;" in page.content.decode()
+
+
+def test_a_bundle_is_deleted_after_a_question_on_the_page(support_web, account):
+    upload(support_web, bundle.dumps(bundle.collect()).encode(), "kunde.json")
+    row = SupportBundle.objects.get()
+    asked = support_web.post(reverse("bundle-delete", args=[row.pk])).content.decode()
+    assert 'id="bundle-delete-confirm"' in asked and "wirklich löschen" in asked
+    assert SupportBundle.objects.exists()  # nothing deleted without the answer
+    response = support_web.post(reverse("bundle-delete", args=[row.pk]), {"confirm": "1"})
+    assert response.status_code == 302 and not SupportBundle.objects.exists()
+    entry = AuditEntry.objects.get(action="bundle_deleted")
+    assert entry.username == "support" and "kunde.json" in entry.target

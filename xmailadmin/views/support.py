@@ -4,6 +4,7 @@ customers' bundles uploaded to be read here, with the pages of live data."""
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.staticfiles import finders
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -24,9 +25,12 @@ def support(request: HttpRequest) -> HttpResponse:
     return _page(request)
 
 
-def _page(request: HttpRequest, error: str = "", status: int = 200) -> HttpResponse:
+def _page(
+    request: HttpRequest, error: str = "", status: int = 200, confirm: SupportBundle | None = None
+) -> HttpResponse:
     context = {
         "uploaded": SupportBundle.objects.select_related("uploaded_by").defer("data")[:50],
+        "confirm_delete": confirm,
         "error": error,
         "max_mb": f"{settings.XMAILADMIN_BUNDLE_MAX_BYTES / 1e6:.0f}",
     }
@@ -104,3 +108,18 @@ def bundle_view(request: HttpRequest, bundle_id: int) -> HttpResponse:
     row = get_object_or_404(SupportBundle, pk=bundle_id)
     context = {**bundle_read.page_context(row.data), "uploaded": row, "base": "base.html"}
     return render(request, "panel/bundle.html", context)
+
+
+@require_POST
+@panel_view(PERM_VIEW)
+def bundle_delete(request: HttpRequest, bundle_id: int) -> HttpResponse:
+    """A customer's bundle removed once support is done with it (it names their hosts and
+    users): asked on the page first, then deleted and audited."""
+    row = get_object_or_404(SupportBundle.objects.defer("data"), pk=bundle_id)
+    if request.POST.get("confirm") != "1":
+        return _page(request, confirm=row)
+    name = f"{row.server} ({row.filename})"
+    row.delete()
+    AuditEntry.record(request.user, AuditEntry.Action.BUNDLE_DELETED, target=name[:255])
+    messages.success(request, _("The bundle of %(name)s was deleted.") % {"name": name})
+    return redirect("support")
