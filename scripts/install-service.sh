@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install xmailadmin as systemd services that start at boot and restart after a crash.
 #
-#   sudo scripts/install-service.sh [--user NAME] [--dir DIR] [--env-file FILE]
+#   sudo scripts/install-service.sh [--user NAME] [--dir DIR] [--env-file FILE] [--worker-only]
 #   sudo scripts/install-service.sh --uninstall [--purge]
 #   scripts/install-service.sh --render-only OUTDIR [--user NAME] [--dir DIR] [--env-file FILE]
 #
@@ -22,6 +22,10 @@
 #
 #   sudo REDIS_URL=redis://127.0.0.1:6379/0 PORT=8000 scripts/install-service.sh
 #
+# --worker-only: a mail server whose worker serves a panel on another machine (see
+# "Several servers" in the README): only the worker's unit and a target holding it are
+# installed, and web and beat units left by an earlier install are removed.
+#
 # --uninstall stops and removes the units and keeps DIR, its data and FILE; --purge
 # also deletes DIR/var (database, keys, password files), FILE and the copy in DIR
 # (never this checkout). The user stays (`deluser --system xmailadmin` removes it).
@@ -39,6 +43,7 @@ env_file=/etc/xmailadmin/env
 render_only=""
 uninstall=0
 purge=0
+worker_only=0
 
 say() { echo "== xmailadmin: $*"; }
 die() { echo "install-service.sh: $*" >&2; exit 1; }
@@ -50,6 +55,7 @@ while [ $# -gt 0 ]; do
         --dir) dir=${2:?--dir needs a folder}; shift 2 ;;
         --env-file) env_file=${2:?--env-file needs a path}; shift 2 ;;
         --render-only) render_only=${2:?--render-only needs a folder}; shift 2 ;;
+        --worker-only) worker_only=1; shift ;;
         --uninstall) uninstall=1; shift ;;
         --purge) uninstall=1; purge=1; shift ;;
         -h | --help) usage; exit 0 ;;
@@ -81,9 +87,20 @@ group=$user # adduser --group makes it; an existing user keeps its own
 getent passwd "$user" >/dev/null && group=$(id -gn "$user")
 
 render() { # template -> stdout
+    local worker=()
+    if [ "$worker_only" = 1 ] && [ "$1" = xmailadmin.target ]; then
+        worker=(-e "s|^Wants=.*|Wants=xmailadmin-worker.service|"
+            -e "s|^Description=.*|Description=xmailadmin worker of this mail server|")
+    fi
     sed -e "s|@DIR@|$dir|g" -e "s|@USER@|$user|g" -e "s|@GROUP@|$group|g" \
-        -e "s|@ENV_FILE@|$env_file|g" -e "s|@OUTBOX@|$outbox_dir|g" "$SRC/deploy/systemd/$1"
+        -e "s|@ENV_FILE@|$env_file|g" -e "s|@OUTBOX@|$outbox_dir|g" "${worker[@]}" \
+        "$SRC/deploy/systemd/$1"
 }
+# A worker-only machine runs no web server and no scheduler of its own.
+WEB_AND_BEAT=(xmailadmin-web.service xmailadmin-beat.service)
+if [ "$worker_only" = 1 ] && [ "$uninstall" = 0 ]; then
+    UNITS=(xmailadmin-worker.service xmailadmin.target)
+fi
 
 # Writes the rendered units to $1; prints the names of those that changed.
 write_units() {
@@ -371,6 +388,15 @@ login=$(manage createadmin)
 
 new_units=$(write_units "$unit_dir")
 [ -z "$new_units" ] || { say "units written to $unit_dir: ${new_units//$'\n'/ }"; changed=1; }
+if [ "$worker_only" = 1 ]; then
+    for unit in "${WEB_AND_BEAT[@]}"; do
+        [ -e "$unit_dir/$unit" ] || continue
+        [ "$systemd" = 0 ] || systemctl disable --now "$unit" 2>/dev/null || true
+        rm -f "$unit_dir/$unit"
+        say "removed $unit (a worker-only machine)"
+        new_units+=$'\n'$unit
+    done
+fi
 
 port=8000
 while IFS= read -r line; do
@@ -393,9 +419,11 @@ else
    To try the panel here without systemd: $SRC/scripts/run.sh (in the foreground)"
 fi
 
+where="   URL:      http://127.0.0.1:$port/"
+[ "$worker_only" = 0 ] || where="   Worker:   takes this server's jobs for the panel elsewhere (no web server here)"
 cat <<TXT
 == xmailadmin is installed in $dir, running as $user
-   URL:      http://127.0.0.1:$port/
+$where
 $(printf '%s\n' "$login" | sed 's/^/   /')
 $([ -f "$var_dir/admin_password" ] && echo "   Read it once: sudo cat $var_dir/admin_password")
    Services: $state

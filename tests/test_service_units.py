@@ -762,3 +762,21 @@ def forget_queue(queue: str) -> None:
             client.delete(key)
     except Exception as error:  # cleanup only
         print(f"redis cleanup: {error}")
+
+
+def test_a_worker_only_machine_gets_the_worker_and_a_target_of_it_alone(tmp_path):
+    """--worker-only (a mail server serving a panel elsewhere): the worker's unit, and a
+    target that starts it at boot and nothing else."""
+    out = tmp_path / "units"
+    done = subprocess.run(
+        [str(SCRIPT), "--render-only", str(out), "--worker-only"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["xmailadmin-worker.service",
+                                                     "xmailadmin.target"]  # fmt: skip
+    target = parse_unit(out / "xmailadmin.target")
+    assert target["Unit"]["Wants"] == ["xmailadmin-worker.service"]
+    assert target["Install"]["WantedBy"] == ["multi-user.target"]
+    full = render(tmp_path / "full")  # without the option: all three, as before
+    assert one(full["xmailadmin.target"], "Unit", "Wants").split() == list(SERVICES)
