@@ -99,7 +99,7 @@ def collect(server: Server | None = None) -> dict[str, Any]:
 def dumps(data: dict[str, Any], secrets: Iterable[str] | None = None) -> str:
     """The bundle as JSON text; SecretLeft if any secret is still in it."""
     text = json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True)
-    check_clean(text, _secrets(Account.objects.all()) if secrets is None else secrets)
+    check_clean(text, secrets_of_panel() if secrets is None else secrets)
     return text
 
 

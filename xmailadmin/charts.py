@@ -14,12 +14,12 @@ from datetime import datetime
 
 from django.db.models import F, Window
 from django.db.models.functions import RowNumber
-from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from .models import ACTIVE_STATES, STATE_CSS, State, TestSend, Trigger
+from .texts import moment
 
 POINTS = 20  # bars per chart
 BAR, GAP, HEIGHT = 6, 2, 16
@@ -81,9 +81,7 @@ def svg(points: list[Point], label: str) -> SafeString:
 
 
 def _tooltip(point: Point) -> str:
-    when = "?"
-    if point.at is not None:
-        when = formats.date_format(timezone.localtime(point.at), "SHORT_DATETIME_FORMAT")
+    when = moment(point.at) if point.at is not None else "?"
     state = State(point.state).label if point.state in State.values else point.state
     how = _("scheduled check") if point.scheduled else _("test")
     return f"{when} · {how}: {state}"

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from .celery import app as celery_app
 from .models import Server, WorkerHeartbeat, local_server_name
+from .texts import moment
 
 BROKER_CACHE_SECONDS = 5.0
 
@@ -78,7 +78,7 @@ class Health:
                 "The server %(server)s is offline: its worker was last seen %(time)s. Jobs "
                 "for it would only wait; start its worker there (systemctl start "
                 "xmailadmin-worker)."
-            ) % {"server": self.server, "time": _seen(self.worker_seen_at)}
+            ) % {"server": self.server, "time": moment(self.worker_seen_at)}
         if not self.worker_alive:
             return _(
                 "No worker is running: probes and test mails would wait forever. Start "
@@ -258,7 +258,3 @@ def current(newest: datetime | None = None, server: Server | None = None) -> Hea
     return Health(
         broker_error=broker_error(), worker_seen_at=newest, worker_alive=alive, server=other
     )
-
-
-def _seen(moment: datetime) -> str:
-    return formats.date_format(timezone.localtime(moment), "SHORT_DATETIME_FORMAT")

@@ -29,7 +29,7 @@ from email.utils import format_datetime, localtime, make_msgid
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import formats, timezone, translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from outbox import spool
@@ -51,7 +51,7 @@ from .models import (
     WorkerHeartbeat,
 )
 from .templatetags.panel import step_label
-from .texts import say
+from .texts import moment, say
 
 log = logging.getLogger(__name__)
 
@@ -142,11 +142,11 @@ def _alerted(state: HealthState, row: TestSend) -> bool:
             _("The scheduled check at %(time)s sent a test mail through %(command)s, the "
               "first command of the order, to %(recipient)s. It failed at step "
               "“%(step)s”: %(reason)s")
-            % {"time": _when(row.created_at), "command": row.command_label,
+            % {"time": moment(row.created_at), "command": row.command_label,
                "recipient": row.recipient, "step": step_label(row.step),
                "reason": row.explanation},
             "",
-            _("Failing since: %(time)s") % {"time": _when(state.failing_since)},
+            _("Failing since: %(time)s") % {"time": moment(state.failing_since)},
         ]  # fmt: skip
         if row.suggestion:
             lines.append(_("What to do: %(fix)s") % {"fix": row.suggestion})
@@ -161,8 +161,8 @@ def _recovered(state: HealthState, row: TestSend) -> bool:
         subject = _("Mail sending works again on %(server)s") % {"server": row.server.name}
         lines = [
             _("The scheduled check at %(time)s passed through %(command)s.")
-            % {"time": _when(row.created_at), "command": row.command_label},
-            _("It had failed since %(time)s.") % {"time": _when(state.failing_since)},
+            % {"time": moment(row.created_at), "command": row.command_label},
+            _("It had failed since %(time)s.") % {"time": moment(state.failing_since)},
         ]
     return _mailed(state, row, subject, lines, keys, AuditEntry.Action.HEALTH_RECOVERED)
 
@@ -214,7 +214,3 @@ def _message(row: TestSend, admin: str, subject: str, lines: list[str]) -> bytes
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-reply to this
     message.set_content("\n".join(lines))
     return message.as_bytes()
-
-
-def _when(moment) -> str:
-    return formats.date_format(timezone.localtime(moment), "SHORT_DATETIME_FORMAT")

@@ -111,10 +111,18 @@ def claim(model: type[Job], pk: int, hostname: str | None) -> Job | None:
 
 
 def run_claimed(
-    model: type[Job], pk: int, hostname: str | None, work: Callable, *, what: str, stopped: str
+    model: type[Job],
+    pk: int,
+    hostname: str | None,
+    work: Callable,
+    *,
+    what: str,
+    stopped: str,
+    limit: float | None = None,
 ) -> str:
     """Claim the row and run ``work`` on it in its requester's language; a time limit or
     any error still ends the row in a final state (``stopped`` % the limit, or the error).
+    ``limit`` is the task's own soft time limit, when it has one (else the setting's).
     An error that may carry a tool's words is the work's to record (``record``): only it
     knows the password to remove."""
     row = claim(model, pk, hostname)
@@ -124,7 +132,7 @@ def run_claimed(
         try:
             work(row)
         except SoftTimeLimitExceeded:
-            reason = stopped % {"s": settings.CELERY_TASK_SOFT_TIME_LIMIT}
+            reason = stopped % {"s": limit or settings.CELERY_TASK_SOFT_TIME_LIMIT}
             fail(row, reason, step="timeout")
         except Exception as exc:  # a final state, whatever went wrong
             log.error("%s %s failed: %s", what, row.id, type(exc).__name__)

@@ -20,14 +20,14 @@ from email.utils import format_datetime, localtime, make_msgid
 from pathlib import Path
 
 from django.conf import settings
-from django.utils import formats, timezone, translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from outbox import spool
 from transports.base import MESSAGE_STEPS
 
 from .models import Account, AuditEntry, DeliveryAttempt, Outbox, OutboxMessage
-from .texts import say
+from .texts import moment, say
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def _alert(
         "",
         _("A message submitted at %(time)s had to wait %(minutes)d minutes.")
         % {
-            "time": _when(row.submitted_at),
+            "time": moment(row.submitted_at),
             "minutes": (timezone.now() - row.submitted_at).total_seconds() // 60,
         },
     ]
@@ -121,12 +121,7 @@ def _alert(
         % {"n": waiting.count()},
     ]
     if oldest is not None:
-        lines.append(_("The oldest since: %(time)s") % {"time": _when(oldest.submitted_at)})
+        lines.append(_("The oldest since: %(time)s") % {"time": moment(oldest.submitted_at)})
     lines += ["", _("Every attempt is on the panel's outbox page.")]
     message.set_content("\n".join(lines))
     return message.as_bytes()
-
-
-def _when(moment) -> str:
-    """In the reader's words ("02.12.2026 17:03"), not the header's RFC 5322 format."""
-    return formats.date_format(timezone.localtime(moment), "SHORT_DATETIME_FORMAT")

@@ -157,13 +157,19 @@ def _probe(run: ProbeRun) -> None:
 
 @shared_task(bind=True)
 def send_test(self, *, send_id: int) -> str:
+    return _claimed_send(self, send_id, "test send")
+
+
+def _claimed_send(task, send_id: int, what: str) -> str:
+    """The test send of row ``send_id``, by ``task`` (its own time limit said if hit)."""
     return jobs.run_claimed(
         TestSend,
         send_id,
-        self.request.hostname,
+        task.request.hostname,
         partial(_with_password, work=_send),
-        what="test send",
+        what=what,
         stopped=gettext_lazy("Time limit of %(s)d s exceeded; the attempt was stopped."),
+        limit=task.soft_time_limit,
     )
 
 
@@ -171,11 +177,7 @@ def send_test(self, *, send_id: int) -> str:
              soft_time_limit=health_check.ALERT_BUDGET_S + 110)  # fmt: skip
 def scheduled_check(self, *, send_id: int) -> str:
     """The health check of this server (health_check.py): a test send, then its alert."""
-    state = jobs.run_claimed(
-        TestSend, send_id, self.request.hostname, partial(_with_password, work=_send),
-        what="health check",
-        stopped=gettext_lazy("Time limit of %(s)d s exceeded; the attempt was stopped."),
-    )  # fmt: skip
+    state = _claimed_send(self, send_id, "health check")
     if state != "skipped":
         health_check.after_check(TestSend.objects.get(pk=send_id))
     return state

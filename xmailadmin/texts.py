@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.utils import formats, timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -50,3 +51,9 @@ def say(value: Text | Mapping[str, Any] | str | None) -> str:
 def said(values: list | None) -> list[str]:
     """Each of ``values`` (Texts, stored Texts or strings) in the active language."""
     return [say(v) for v in values or []]
+
+
+def moment(value) -> str:
+    """A point in time in the reader's words ("02.12.2026 17:03"), in the panel's zone:
+    for sentences, mails and tooltips alike (not an RFC 5322 header's format)."""
+    return formats.date_format(timezone.localtime(value), "SHORT_DATETIME_FORMAT")

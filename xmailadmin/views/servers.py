@@ -86,7 +86,7 @@ def fleet_row(server: Server, account: Account | None) -> FleetRow:
     return FleetRow(
         server=server,
         alive=state.worker_alive,
-        seen_at=state.worker_seen_at or server.last_seen,
+        seen_at=state.worker_seen_at,  # the heartbeat, else the server's last_seen
         workers=sorted(beats.values_list("hostname", flat=True)),
         probed=probe is not None,
         found=len(results),
